@@ -1,0 +1,246 @@
+"""Core commands: ingest, sql, run, migrate, status."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from consumers.ingest import IngestConsumer, IngestStats
+from consumers.storage import Storage, dsn_tag, open_storage
+from grenswacht.client import remote_ingest, remote_sql, remote_status, running_endpoint
+from grenswacht.commands.common import (
+    FormatOption,
+    StorageOption,
+    console,
+    err_console,
+    fail,
+    set_config,
+    settings,
+)
+from grenswacht.files import expand_paths, file_size, read_results
+from grenswacht.render import OutputFormat, print_rows
+from grenswacht.settings import Settings
+from schemas import topics
+from schemas.bus import open_bus
+from schemas.errors import GrenswachtError, InputError
+
+CHUNK = 5000
+
+
+def _main(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML settings file.", exists=False)
+    ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")] = 0,
+) -> None:
+    """grenswacht: where do our applications' packets go, and whose law applies?"""
+    set_config(config, verbose)
+
+
+def _endpoint_for(cfg: Settings, storage: str | None) -> str | None:
+    """The running endpoint to use, unless the user named another store."""
+    if storage and storage != cfg.storage_dsn:
+        return None
+    return running_endpoint(cfg.data_dir)
+
+
+def _open_local(cfg: Settings, storage: str | None) -> Storage:
+    try:
+        return open_storage(storage or cfg.storage_dsn)
+    except GrenswachtError as exc:
+        fail(str(exc))
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Result files or folders "
+                                                     "(JSON array, JSON Lines, .gz).")],
+    storage: StorageOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Ingest RIPE Atlas result files through the bus into storage."""
+    cfg = settings()
+    try:
+        files = expand_paths(paths)
+    except InputError as exc:
+        fail(str(exc))
+    url = _endpoint_for(cfg, storage)
+    stats: dict[str, Any]
+    if url is not None:
+        stats = _ingest_remote(url, files)
+    else:
+        stats = _ingest_local(cfg, storage, files).as_dict()
+    stats["files"] = len(files)
+    if fmt is OutputFormat.table:
+        table = Table(title="ingested", show_header=False)
+        for key in ("files", "results", "traceroute_hops", "dns_answers", "ping_results",
+                    "dead_letters"):
+            if key in stats:
+                table.add_row(key.replace("_", " "), f"{stats[key]:,}")
+        console.print(table)
+        for reason, count in sorted(stats.get("dead_letter_reasons", {}).items()):
+            err_console.print(f"[yellow]dead letters[/] {reason}: {count:,} "
+                              "(see: grenswacht sql \"SELECT origin, reason, detail FROM "
+                              "dead_letters\")", highlight=False)
+    else:
+        print_rows(console, list(stats), [list(stats.values())], fmt)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+        TimeRemainingColumn(), console=err_console, transient=True,
+    )
+
+
+def _ingest_local(cfg: Settings, storage: str | None, files: list[Path]) -> IngestStats:
+    store = _open_local(cfg, storage)
+    bus = open_bus(f"memory://cli-ingest-{id(store)}")
+    consumer = IngestConsumer(bus, store, group="cli-ingest", batch_size=cfg.ingest.batch_size,
+                              retry_max_s=cfg.ingest.retry_max_s)
+    with _progress() as progress:
+        for path in files:
+            task = progress.add_task(path.name, total=file_size(path))
+            pending = 0
+            for record in read_results(path):
+                bus.publish(topics.RESULTS, record.value, key=record.key, headers=record.headers)
+                pending += 1
+                if pending >= CHUNK:
+                    consumer.drain(idle_timeout=0)
+                    pending = 0
+                    progress.update(task, completed=record.position)
+            consumer.drain(idle_timeout=0)
+            progress.update(task, completed=file_size(path))
+    bus.close()
+    return consumer.stats
+
+
+def _ingest_remote(url: str, files: list[Path]) -> dict[str, Any]:
+    err_console.print(f"grenswacht run is up at {url}: sending the results to it", style="dim")
+    before = _dead_letter_count(url)
+    sent = 0
+    with _progress() as progress:
+        for path in files:
+            task = progress.add_task(path.name, total=file_size(path))
+            chunk = []
+            for record in read_results(path):
+                chunk.append((record.value, record.key, record.headers))
+                if len(chunk) >= 1000:
+                    sent += remote_ingest(url, chunk)
+                    chunk = []
+                    progress.update(task, completed=record.position)
+            if chunk:
+                sent += remote_ingest(url, chunk)
+            progress.update(task, completed=file_size(path))
+    _wait_for_lag(url)
+    return {"results_sent": sent, "dead_letters": _dead_letter_count(url) - before}
+
+
+def _dead_letter_count(url: str) -> int:
+    return int(remote_sql(url, "SELECT count() FROM dead_letters FINAL")["rows"][0][0])
+
+
+def _wait_for_lag(url: str, timeout: float = 600) -> None:
+    stop = threading.Event()
+    waited = 0.0
+    while waited < timeout:
+        status = remote_status(url)
+        if not status.get("results_lag"):
+            return
+        stop.wait(0.2)
+        waited += 0.2
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="A read-only query (SELECT, WITH, SHOW, …).")],
+    storage: StorageOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    max_rows: Annotated[int, typer.Option(help="Most rows to print.")] = 10_000,
+) -> None:
+    """Run a read-only SQL query on the store (through `grenswacht run` if it is up)."""
+    cfg = settings()
+    url = _endpoint_for(cfg, storage)
+    try:
+        if url is not None:
+            answer = remote_sql(url, query, max_rows)
+            columns, rows = answer["columns"], answer["rows"]
+        else:
+            result = _open_local(cfg, storage).query(query, read_only=True, max_rows=max_rows)
+            columns, rows = list(result.column_names), result.rows
+    except GrenswachtError as exc:
+        fail(str(exc))
+    print_rows(console, columns, rows[:max_rows], fmt)
+
+
+def run(
+    storage: StorageOption = None,
+    bus: Annotated[str | None, typer.Option(help="memory://NAME or kafka://host:port")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of the status/SQL endpoint.")] = None,
+    preload: Annotated[list[Path] | None, typer.Option(
+        "--ingest", help="Result files to ingest at start (repeatable).")] = None,
+) -> None:
+    """Run the embedded process: bus, consumers, scheduler/probe when configured, endpoint."""
+    from grenswacht.embedded import Embedded
+
+    cfg = settings(**({"storage": storage} if storage else {}), **({"bus": bus} if bus else {}))
+    if port is not None:
+        cfg.server.port = port
+    if running_endpoint(cfg.data_dir):
+        fail(f"grenswacht run is already up for {cfg.data_dir}")
+    app = Embedded(cfg)
+    try:
+        app.start()
+    except (GrenswachtError, OSError) as exc:
+        fail(f"cannot start: {exc}")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print(f"grenswacht run: store {dsn_tag(cfg.storage_dsn)}, bus {cfg.bus}, "
+                  f"endpoint {app.url}, components {', '.join(app.components)}")
+    if preload:
+        files = expand_paths(preload)
+        for path in files:
+            app.ingest([(r.value, r.key, list(r.headers)) for r in read_results(path)])
+        console.print(f"queued {len(files)} file(s) for ingest")
+    console.print("press Ctrl-C to stop")
+    stop.wait()
+    console.print("stopping…")
+    app.stop()
+
+
+def migrate(storage: StorageOption = None) -> None:
+    """Apply the ClickHouse DDL (schemas/clickhouse/*.sql) that is not applied yet."""
+    cfg = settings()
+    store = _open_local(cfg, storage) if storage or not running_endpoint(cfg.data_dir) else None
+    if store is None:
+        console.print("grenswacht run is up and migrated the store when it started")
+        return
+    applied = store.migrate()
+    console.print(f"schema up to date ({len(applied)} file(s) applied now)")
+
+
+def status(fmt: FormatOption = OutputFormat.table) -> None:
+    """Show the running embedded process: components, counters, lag."""
+    cfg = settings()
+    url = running_endpoint(cfg.data_dir)
+    if url is None:
+        fail(f"grenswacht run is not up for {cfg.data_dir}", code=1)
+    info = remote_status(url)
+    if fmt is OutputFormat.table:
+        console.print_json(data=info)
+    else:
+        print_rows(console, list(info), [list(info.values())], fmt)
+
+
+def register(app: typer.Typer) -> None:
+    app.callback()(_main)
+    app.command()(ingest)
+    app.command()(sql)
+    app.command()(run)
+    app.command()(migrate)
+    app.command()(status)

@@ -1,0 +1,178 @@
+"""The all-in-one embedded process (``grenswacht run``): one bus, one store, every component
+in a thread, and the HTTP endpoint.
+
+Components are registered like extensions: :data:`COMPONENT_FACTORIES` maps a name to a
+factory ``(Embedded) -> Component | None`` (None: not configured, e.g. no Atlas key).
+A component runs in its own thread until the shared stop event is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from consumers.ingest import IngestConsumer
+from consumers.storage import Storage, dsn_tag, open_storage
+from grenswacht import __version__
+from grenswacht.server import Endpoint
+from grenswacht.settings import Settings
+from schemas import topics
+from schemas.bus import Bus, open_bus
+from schemas.errors import BusError, GrenswachtError
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    name: str
+
+    def run(self, stop: threading.Event) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class IngestComponent:
+    name = "ingest"
+
+    def __init__(self, app: Embedded) -> None:
+        cfg = app.settings.ingest
+        self.consumer = IngestConsumer(
+            app.open_bus(), app.storage, group=cfg.group, batch_size=cfg.batch_size,
+            flush_interval_s=cfg.flush_interval_s, retry_max_s=cfg.retry_max_s,
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        self.consumer.run(stop)
+
+    def status(self) -> dict[str, Any]:
+        return self.consumer.stats.as_dict()
+
+
+ComponentFactory = Callable[["Embedded"], Component | None]
+COMPONENT_FACTORIES: dict[str, ComponentFactory] = {"ingest": IngestComponent}
+
+
+class Embedded:
+    """Owns the store, the bus, the components and the endpoint of one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.storage: Storage | None = None  # type: ignore[assignment]
+        self.components: dict[str, Component] = {}
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._producer: Bus | None = None
+        self._buses: list[Bus] = []
+        self._endpoint: Endpoint | None = None
+        self._started = 0.0
+        self.url = ""
+        self.errors: dict[str, str] = {}
+
+    # -- wiring ---------------------------------------------------------------------
+    def open_bus(self) -> Bus:
+        bus = open_bus(self.settings.bus, **self._bus_options())
+        self._buses.append(bus)
+        return bus
+
+    def _bus_options(self) -> dict[str, Any]:
+        kafka = getattr(self.settings, "kafka", None)
+        return {"settings": kafka} if kafka is not None and self.settings.bus.startswith(
+            "kafka:") else {}
+
+    @property
+    def state_file(self) -> Path:
+        return self.settings.data_dir / "run.json"
+
+    def start(self, *, with_endpoint: bool = True, only: set[str] | None = None) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.storage = open_storage(self.settings.storage_dsn)
+        self._producer = self.open_bus()
+        for name, factory in COMPONENT_FACTORIES.items():
+            if only is not None and name not in only:
+                continue
+            component = factory(self)
+            if component is not None:
+                self.components[name] = component
+        for name, component in self.components.items():
+            thread = threading.Thread(
+                target=self._guard, args=(name, component), name=name, daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self._started = time.time()
+        if with_endpoint:
+            self._endpoint = Endpoint(self, self.settings.server.host, self.settings.server.port)
+            self.url = self._endpoint.start()
+            self.state_file.write_text(orjson.dumps({
+                "pid": os.getpid(), "url": self.url, "storage": dsn_tag(self.settings.storage_dsn),
+                "bus": self.settings.bus, "started": self._started,
+            }).decode())
+
+    def _guard(self, name: str, component: Component) -> None:
+        """Run a component; a crash is logged and reported in /status, and the component
+        is restarted after a pause (the rest of the process keeps going)."""
+        while not self.stop_event.is_set():
+            try:
+                component.run(self.stop_event)
+                return
+            except Exception as exc:  # noqa: BLE001 - keep the process alive, report it
+                log.exception("component %s failed; restarting in 5 s", name)
+                self.errors[name] = f"{type(exc).__name__}: {exc}"
+                self.stop_event.wait(5.0)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self._endpoint is not None:
+            self._endpoint.stop()
+        for bus in self._buses:
+            try:
+                bus.close()
+            except BusError:
+                log.warning("closing a bus failed", exc_info=True)
+        if self.state_file.exists():
+            try:
+                if orjson.loads(self.state_file.read_bytes()).get("pid") == os.getpid():
+                    self.state_file.unlink()
+            except (OSError, orjson.JSONDecodeError):
+                pass
+
+    # -- what the endpoint serves -------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        lag = None
+        broker = getattr(self._producer, "broker", None)
+        if broker is not None:
+            lag = broker.lag(self.settings.ingest.group, topics.RESULTS)
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "storage": dsn_tag(self.settings.storage_dsn),
+            "bus": self.settings.bus,
+            "uptime_s": round(time.time() - self._started, 1),
+            "components": {name: c.status() for name, c in self.components.items()},
+            "errors": dict(self.errors),
+            "results_lag": lag,
+        }
+
+    def sql(self, sql: str, max_rows: int = 0) -> dict[str, Any]:
+        if self.storage is None:
+            raise GrenswachtError("the store is not open")
+        limit = min(max_rows or self.settings.server.max_rows, self.settings.server.max_rows)
+        result = self.storage.query(sql, read_only=True, max_rows=limit)
+        return {"columns": result.column_names, "types": result.column_types,
+                "rows": result.rows[:limit]}
+
+    def ingest(self, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]) -> int:
+        assert self._producer is not None
+        for value, key, headers in records:
+            self._producer.publish(topics.RESULTS, value, key=key, headers=headers)
+        self._producer.flush()
+        return len(records)

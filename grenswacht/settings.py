@@ -1,0 +1,121 @@
+"""All settings, one table: a TOML file, overridden by ``GRENSWACHT_*`` environment variables.
+
+Where the file is: ``--config FILE``, else ``$GRENSWACHT_CONFIG``, else
+``$XDG_CONFIG_HOME/grenswacht/grenswacht.toml`` (``~/.config/...``) if it exists.
+Nested keys use ``__`` in environment variables: ``GRENSWACHT_INGEST__BATCH_SIZE=2000``.
+``docs/settings.md`` documents every key; ``tests/test_docs.py`` checks it does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from probes.settings import ProbeSettings
+from scheduler.settings import AtlasSettings
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "grenswacht"
+
+
+def default_config_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "grenswacht" / "grenswacht.toml"
+
+
+class IngestSettings(BaseModel):
+    batch_size: int = Field(5000, ge=1, description="Results per ClickHouse insert (sink flush).")
+    flush_interval_s: float = Field(
+        1.0, gt=0, description="Flush a partial batch after this many seconds."
+    )
+    group: str = Field("grenswacht-ingest", description="Consumer group of the ingest consumer.")
+    retry_max_s: float = Field(
+        30.0, gt=0, description="Longest backoff between retries when storage is unavailable."
+    )
+
+
+class ServerSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the status/SQL endpoint listens on.")
+    port: int = Field(8765, ge=0, le=65535, description="Port of the status/SQL endpoint.")
+    max_rows: int = Field(100_000, ge=1, description="Most rows one SQL request returns.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GRENSWACHT_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the embedded store lives (chdb) and run state is kept.",
+    )
+    storage: str = Field(
+        "", description="ClickHouse DSN; empty means chdb:///<data_dir>/clickhouse."
+    )
+    bus: str = Field("memory://grenswacht", description="memory://NAME or kafka://host:port,...")
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    atlas: AtlasSettings = Field(default_factory=AtlasSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+
+    @property
+    def storage_dsn(self) -> str:
+        return self.storage or f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.server.host}:{self.server.port}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _CONFIG_FILE.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``config`` (or the default places) and the environment."""
+    from pydantic import ValidationError
+
+    from schemas.errors import ConfigError
+
+    path = config or (Path(os.environ["GRENSWACHT_CONFIG"]) if "GRENSWACHT_CONFIG" in os.environ
+                      else None)
+    if path is None and default_config_file().exists():
+        path = default_config_file()
+    if path is not None and not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    _CONFIG_FILE["path"] = path
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings{where}: {problems}") from exc
+    except Exception as exc:  # tomllib errors carry line numbers
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc

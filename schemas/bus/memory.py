@@ -1,0 +1,227 @@
+"""``memory://NAME``: the in-process bus of the embedded mode, and the fake for tests.
+
+Every :class:`MemoryBus` opened with the same ``NAME`` in one process shares one
+:class:`MemoryBroker`: topics with partitions, consumer groups with committed offsets, and
+partition assignment across the members of a group (rebalanced when members join or
+leave, with ``on_revoke`` called first, as Kafka does). Nothing survives the process; the
+embedded mode relies on ClickHouse for durability and re-reads its inputs after a crash.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from schemas.bus.base import Bus, Message, RevokeCallback, Subscription, TopicPartition
+from schemas.errors import BusClosed, BusError
+from schemas.topics import MAX_MESSAGE_BYTES
+
+DEFAULT_PARTITIONS = 3
+
+
+@dataclass
+class _Group:
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    members: list[MemoryBus] = field(default_factory=list)
+    generation: int = 0
+
+
+class MemoryBroker:
+    """Shared state of one ``memory://NAME``. Thread-safe."""
+
+    def __init__(self, partitions: int = DEFAULT_PARTITIONS) -> None:
+        self.default_partitions = partitions
+        self._logs: dict[str, list[list[Message]]] = {}
+        self._groups: dict[str, _Group] = {}
+        self.lock = threading.Condition()
+
+    def create_topic(self, topic: str, partitions: int | None = None) -> None:
+        with self.lock:
+            if topic not in self._logs:
+                count = partitions or self.default_partitions
+                self._logs[topic] = [[] for _ in range(count)]
+
+    def partitions_for(self, topic: str) -> int:
+        self.create_topic(topic)
+        return len(self._logs[topic])
+
+    def append(
+        self, topic: str, key: bytes | None, value: bytes, headers: tuple[tuple[str, bytes], ...]
+    ) -> Message:
+        with self.lock:
+            self.create_topic(topic)
+            parts = self._logs[topic]
+            if key is None:
+                index = sum(len(p) for p in parts) % len(parts)
+            else:
+                index = zlib.crc32(key) % len(parts)
+            log = parts[index]
+            message = Message(topic, index, len(log), key, value, headers, int(time.time() * 1000))
+            log.append(message)
+            self.lock.notify_all()
+            return message
+
+    def read(self, tp: TopicPartition, offset: int, limit: int) -> list[Message]:
+        log = self._logs.get(tp.topic)
+        if log is None or tp.partition >= len(log):
+            return []
+        return log[tp.partition][offset : offset + limit]
+
+    def end_offset(self, tp: TopicPartition) -> int:
+        with self.lock:
+            log = self._logs.get(tp.topic)
+            return 0 if log is None else len(log[tp.partition])
+
+    def group(self, name: str) -> _Group:
+        return self._groups.setdefault(name, _Group())
+
+    def committed(self, group: str, tp: TopicPartition) -> int:
+        with self.lock:
+            return self.group(group).committed.get(tp, 0)
+
+    def lag(self, group: str, topic: str) -> int:
+        """Messages in ``topic`` not yet committed by ``group``."""
+        with self.lock:
+            self.create_topic(topic)
+            total = 0
+            for index, log in enumerate(self._logs[topic]):
+                total += len(log) - self.group(group).committed.get(TopicPartition(topic, index), 0)
+            return total
+
+
+_BROKERS: dict[str, MemoryBroker] = {}
+_BROKERS_LOCK = threading.Lock()
+
+
+def broker_for(name: str) -> MemoryBroker:
+    with _BROKERS_LOCK:
+        return _BROKERS.setdefault(name or "default", MemoryBroker())
+
+
+class MemoryBus(Bus):
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.broker = broker
+        self._subscription: Subscription | None = None
+        self._assigned: list[TopicPartition] = []
+        self._positions: dict[TopicPartition, int] = {}
+        self._generation = -1
+        self._closed = False
+        self._next_partition = 0
+
+    # -- producer -------------------------------------------------------------------
+    def publish(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        if self._closed:
+            raise BusClosed("publish on a closed bus")
+        if len(value) > MAX_MESSAGE_BYTES:
+            raise BusError(f"message of {len(value)} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
+        self.broker.append(topic, key, value, tuple(headers))
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self._closed:
+            raise BusClosed("flush on a closed bus")
+
+    # -- consumer -------------------------------------------------------------------
+    def subscribe(
+        self, topics: Sequence[str], group: str, *, on_revoke: RevokeCallback | None = None
+    ) -> None:
+        if self._closed:
+            raise BusClosed("subscribe on a closed bus")
+        with self.broker.lock:
+            for topic in topics:
+                self.broker.create_topic(topic)
+            self._subscription = Subscription(tuple(topics), group, on_revoke)
+            state = self.broker.group(group)
+            state.members.append(self)
+            state.generation += 1
+
+    def _rebalance_if_needed(self) -> None:
+        sub = self._subscription
+        assert sub is not None
+        state = self.broker.group(sub.group)
+        if state.generation == self._generation:
+            return
+        if self._assigned and sub.on_revoke is not None:
+            sub.on_revoke(list(self._assigned))
+        with self.broker.lock:
+            members = [m for m in state.members if not m._closed]
+            me = members.index(self)
+            every = [
+                TopicPartition(t, p)
+                for t in sub.topics
+                for p in range(self.broker.partitions_for(t))
+            ]
+            self._assigned = [tp for i, tp in enumerate(every) if i % len(members) == me]
+            self._positions = {tp: state.committed.get(tp, 0) for tp in self._assigned}
+            self._generation = state.generation
+
+    def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        if self._closed:
+            raise BusClosed("poll on a closed bus")
+        if self._subscription is None:
+            raise BusError("poll before subscribe")
+        deadline = time.monotonic() + timeout
+        while True:
+            self._rebalance_if_needed()
+            out: list[Message] = []
+            with self.broker.lock:
+                count = len(self._assigned)
+                for i in range(count):
+                    # rotate the start so no partition starves
+                    tp = self._assigned[(self._next_partition + i) % count]
+                    batch = self.broker.read(tp, self._positions[tp], max_records - len(out))
+                    if batch:
+                        self._positions[tp] = batch[-1].offset + 1
+                        out.extend(batch)
+                    if len(out) >= max_records:
+                        break
+                self._next_partition += 1
+                if out:
+                    return out
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self.broker.lock.wait(min(remaining, 0.05))
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if self._closed:
+            raise BusClosed("commit on a closed bus")
+        sub = self._subscription
+        if sub is None:
+            raise BusError("commit before subscribe")
+        with self.broker.lock:
+            committed = self.broker.group(sub.group).committed
+            for tp, offset in offsets.items():
+                if offset > committed.get(tp, 0):
+                    committed[tp] = offset
+
+    def seek_to_committed(self) -> None:
+        sub = self._subscription
+        if sub is None:
+            return
+        with self.broker.lock:
+            state = self.broker.group(sub.group)
+            for tp in self._assigned:
+                self._positions[tp] = state.committed.get(tp, 0)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        sub = self._subscription
+        if sub is not None:
+            with self.broker.lock:
+                state = self.broker.group(sub.group)
+                if self in state.members:
+                    state.members.remove(self)
+                state.generation += 1
+                self.broker.lock.notify_all()

@@ -1,0 +1,533 @@
+"""RIPE Atlas result JSON -> table rows. The ONLY code that knows Atlas keys.
+
+Pure: a decoded result (dict) in, rows appended to a columnar :class:`RowBatch` out; no I/O.
+ripe-atlas-sagan is the reference parser: ``tests/schemas/test_normalize_vs_sagan.py``
+checks that this module extracts the same hops, replies, answers and ping figures as sagan
+for every result in the shared corpus. This module is the hot loop of ingest, so it writes
+straight into column lists instead of building row objects; it is longer than 400 lines
+because the three result types share the envelope and validation code below.
+
+Policy (sagan's ``on_error``/``on_malformation``, made explicit):
+
+* measurement errors are data: a timeout, ``*``, an ICMP error code, a hop ``error``, a DNS
+  ``error`` or an undecodable ``abuf`` are kept in the rows (``is_timeout``, ``reply_error``,
+  ``hop_error``, ``response_error``);
+* a result that is not a RIPE Atlas result, or carries absurd values (negative RTT, hop
+  300, timestamp in 1970, firmware 0) raises :class:`~schemas.errors.MalformedResult`;
+  a type we do not ingest raises :class:`~schemas.errors.UnsupportedResult`. The caller
+  sends it to the dead letters with the reason. A failed result leaves no partial rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from schemas.errors import MalformedResult, UnsupportedResult
+
+# -- table columns (must match schemas/clickhouse/*.sql) ---------------------------------
+
+ENVELOPE = ("source", "measurement_id", "probe_id", "timestamp", "vantage_point")
+
+RAW_COLUMNS = ENVELOPE[:-1] + (
+    "result_type", "destination", "vantage_point", "firmware", "payload",
+)
+TRACEROUTE_COLUMNS = ENVELOPE + (
+    "address_family", "protocol", "paris_id", "firmware", "destination_address",
+    "destination_name", "source_address", "probe_public_address", "hop", "hop_error",
+    "reply_index", "reply_address", "is_timeout", "rtt_ms", "size", "reply_ttl", "inner_ttl",
+    "late_by", "is_duplicate", "different_destination", "reply_error", "mtu", "mpls_labels",
+    "icmp_extensions",
+)
+DNS_COLUMNS = ENVELOPE + (
+    "address_family", "protocol", "firmware", "response_index", "resolver_address",
+    "query_name", "query_class", "query_type", "rcode", "response_time_ms", "response_error",
+    "nsid", "section", "record_index", "record_name", "record_type", "record_ttl",
+    "record_data",
+)
+PING_COLUMNS = ENVELOPE + (
+    "address_family", "protocol", "firmware", "destination_address", "destination_name",
+    "source_address", "packets_sent", "packets_received", "duplicates", "rtt_min_ms",
+    "rtt_avg_ms", "rtt_max_ms", "size",
+)
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "raw_results": RAW_COLUMNS,
+    "traceroute_hops": TRACEROUTE_COLUMNS,
+    "dns_answers": DNS_COLUMNS,
+    "ping_results": PING_COLUMNS,
+}
+RESULT_TABLE = {"traceroute": "traceroute_hops", "dns": "dns_answers", "ping": "ping_results"}
+SUPPORTED_TYPES = tuple(RESULT_TABLE)
+KNOWN_UNSUPPORTED = ("sslcert", "http", "ntp", "wifi", "mda")
+
+# -- sanity limits (values beyond them are absurd, not measurements) ---------------------
+
+MIN_TIMESTAMP = 946_684_800  # 2000-01-01; RIPE Atlas started in 2010
+MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01
+MAX_RTT_MS = 300_000.0  # five minutes; Atlas waits seconds, not minutes
+MAX_HOP = 255
+MAX_ADDRESS_LEN = 64
+MAX_NAME_LEN = 1024
+MAX_ID = 2**63 - 1
+PROTOCOLS = {"ICMP": "ICMP", "I": "ICMP", "UDP": "UDP", "U": "UDP", "TCP": "TCP", "T": "TCP"}
+
+
+class RowBatch:
+    """Rows for every table, appended to by :func:`normalize_into`.
+
+    Each table holds a list of tuples in :data:`TABLE_COLUMNS` order (the cheapest shape
+    to build in Python); :meth:`columns` transposes them for a columnar insert.
+    """
+
+    __slots__ = ("tables", "results", "counts")
+
+    def __init__(self) -> None:
+        self.tables: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLE_COLUMNS}
+        self.results = 0
+        self.counts: dict[str, int] = dict.fromkeys(RESULT_TABLE, 0)
+
+    def rows(self, table: str) -> int:
+        return len(self.tables[table])
+
+    def columns(self, table: str) -> list[list[Any]] | list[tuple[Any, ...]]:
+        """The rows of ``table`` transposed into one sequence per column."""
+        rows = self.tables[table]
+        if not rows:
+            return [[] for _ in TABLE_COLUMNS[table]]
+        return list(zip(*rows, strict=True))
+
+    def as_dicts(self, table: str) -> list[dict[str, Any]]:
+        """Rows of ``table`` as dicts (for tests and small outputs, not the hot path)."""
+        names = TABLE_COLUMNS[table]
+        return [dict(zip(names, row, strict=True)) for row in self.tables[table]]
+
+    def clear(self) -> None:
+        for rows in self.tables.values():
+            rows.clear()
+        self.results = 0
+        self.counts = dict.fromkeys(RESULT_TABLE, 0)
+
+    def _mark(self) -> dict[str, int]:
+        return {table: len(rows) for table, rows in self.tables.items()}
+
+    def _rollback(self, mark: dict[str, int]) -> None:
+        for table, length in mark.items():
+            del self.tables[table][length:]
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _int(value: Any, field: str, low: int = 0, high: int = MAX_ID) -> int:
+    if isinstance(value, bool):
+        raise MalformedResult("bad_value", f"{field} is a boolean")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value)  # API v1 era results carry "fw": "4570"
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    else:
+        raise MalformedResult("bad_value", f"{field} is not an integer: {str(value)[:40]!r}")
+    if not low <= number <= high:
+        raise MalformedResult("out_of_range", f"{field}={number} outside [{low}, {high}]")
+    return number
+
+
+def _opt_int(value: Any, field: str, high: int = MAX_ID) -> int | None:
+    if value is None:
+        return None
+    return _int(value, field, 0, high)
+
+
+def _rtt(value: Any, field: str = "rtt") -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedResult("bad_value", f"{field} is not a number: {str(value)[:40]!r}")
+    if value < 0:
+        raise MalformedResult("negative_rtt", f"{field}={value}")
+    if value > MAX_RTT_MS:
+        raise MalformedResult("out_of_range", f"{field}={value} ms exceeds {MAX_RTT_MS:.0f} ms")
+    return float(value)
+
+
+def _str(value: Any, field: str, limit: int = MAX_ADDRESS_LEN) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise MalformedResult("bad_value", f"{field} is not a string")
+    if len(value) > limit:
+        raise MalformedResult("oversized_field", f"{field} has {len(value)} characters")
+    return value
+
+
+def _envelope(result: dict[str, Any]) -> tuple[int, int, int, int, str]:
+    """(measurement_id, probe_id, timestamp, firmware, vantage_point) or MalformedResult."""
+    for key in ("msm_id", "prb_id", "timestamp", "fw"):
+        if key not in result:
+            raise MalformedResult("missing_key", f"no {key!r}: not a RIPE Atlas result")
+    firmware = _int(result["fw"], "fw", 0, 1_000_000)
+    if firmware == 0:
+        raise MalformedResult("unknown_firmware", "fw=0 (sagan: Unknown firmware: 0)")
+    return (
+        _int(result["msm_id"], "msm_id"),
+        _int(result["prb_id"], "prb_id"),
+        _int(result["timestamp"], "timestamp", MIN_TIMESTAMP, MAX_TIMESTAMP),
+        firmware,
+        _str(result.get("gw_vp"), "gw_vp", 128),
+    )
+
+
+def _protocol(result: dict[str, Any], default: str = "") -> str:
+    value = result.get("proto", result.get(" proto", default))
+    if value is None or value == "":
+        return default
+    protocol = PROTOCOLS.get(str(value).strip().upper())
+    if protocol is None:
+        raise MalformedResult("bad_value", f"unknown protocol {str(value)[:20]!r}")
+    return protocol
+
+
+def _af(result: dict[str, Any], firmware: int) -> int:
+    value = result.get("pf") if 0 < firmware < 4460 and "pf" in result else result.get("af")
+    if value is None:
+        return 0
+    af = _int(value, "af", 0, 6)
+    if af not in (0, 4, 6):
+        raise MalformedResult("bad_value", f"af={af}")
+    return af
+
+
+def result_type(result: Any) -> str:
+    """The Atlas result type, or raise MalformedResult / UnsupportedResult."""
+    if not isinstance(result, dict):
+        raise MalformedResult("not_an_object", f"a JSON {type(result).__name__}, not an object")
+    kind = result.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise MalformedResult("missing_key", "no 'type': not a RIPE Atlas result")
+    kind = kind.lower()
+    if kind not in RESULT_TABLE:
+        raise UnsupportedResult("unsupported_type", f"type {kind[:40]!r} is not ingested")
+    return kind
+
+
+# -- traceroute -------------------------------------------------------------------------
+
+
+def _mpls_labels(icmpext: Any) -> list[int]:
+    labels: list[int] = []
+    if isinstance(icmpext, dict):
+        for obj in icmpext.get("obj") or ():
+            if isinstance(obj, dict):
+                for entry in obj.get("mpls") or ():
+                    if isinstance(entry, dict) and isinstance(entry.get("label"), int):
+                        labels.append(entry["label"])
+    return labels
+
+
+def _reply_details(reply: dict[str, Any], hop: int) -> tuple[Any, ...]:
+    """(inner_ttl, late_by, is_duplicate, different_destination, reply_error, mtu,
+    mpls_labels, icmp_extensions) of a reply that has more than from/rtt/size/ttl."""
+    ittl = reply.get("ittl")
+    late = reply.get("late")
+    edst = reply.get("edst")
+    err = reply.get("err")
+    mtu = reply.get("mtu")
+    icmpext = reply.get("icmpext")
+    return (
+        None if ittl is None else _int(ittl, "ittl", 0, 65535),
+        0 if late is None else _int(late, "late", 0, 65535),
+        bool(reply.get("dup")),
+        "" if edst is None else _str(edst, "edst"),
+        "" if err is None else str(err)[:32],
+        None if mtu is None else _int(mtu, "mtu", 0, 2**31),
+        [] if icmpext is None else _mpls_labels(icmpext),
+        "" if icmpext is None else orjson.dumps(icmpext).decode(),
+    )
+
+
+_PLAIN_DETAILS: tuple[Any, ...] = (None, 0, False, "", "", None, [], "")
+
+
+def _traceroute(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) -> None:
+    source, msm, prb, ts, vp, firmware = head
+    hops = result.get("result")
+    if not isinstance(hops, list):
+        raise MalformedResult("bad_value", "traceroute 'result' is not a list (legacy format)")
+    paris = result.get("paris_id")
+    envelope = (
+        source, msm, prb, ts, vp, _af(result, firmware), _protocol(result),
+        _opt_int(paris, "paris_id", 65535), firmware, _str(result.get("dst_addr"), "dst_addr"),
+        _str(result.get("dst_name"), "dst_name", MAX_NAME_LEN),
+        _str(result.get("src_addr"), "src_addr"), _str(result.get("from"), "from"),
+    )
+    append = batch.tables["traceroute_hops"].append
+    for raw_hop in hops:
+        if not isinstance(raw_hop, dict):
+            raise MalformedResult("bad_value", "a traceroute hop is not an object")
+        hop = raw_hop.get("hop")
+        hop_error = raw_hop.get("error")
+        if hop is None and hop_error is not None:
+            hop = 0  # the whole trace failed before hop 1 ("name resolution failed")
+        elif type(hop) is not int or not 1 <= hop <= MAX_HOP:
+            raise MalformedResult("out_of_range", f"hop={str(hop)[:20]} outside [1, {MAX_HOP}]")
+        hop_error = "" if hop_error is None else _str(hop_error, "hop error", MAX_NAME_LEN)
+        replies = raw_hop.get("result")
+        if not replies:
+            # a hop that only says why it failed ("connect failed: Network is unreachable")
+            append(envelope + (hop, hop_error, 0, "", False, None, None, None) + _PLAIN_DETAILS)
+            continue
+        if not isinstance(replies, list):
+            raise MalformedResult("bad_value", f"hop {hop} 'result' is not a list")
+        index = 0
+        for reply in replies:
+            if type(reply) is not dict:
+                raise MalformedResult("bad_value", f"hop {hop} reply is not an object")
+            address = reply.get("from")
+            if address is None and reply.get("x") == "*":
+                append(envelope + (hop, hop_error, index, "", True, None, None, None)
+                       + _PLAIN_DETAILS)
+                index += 1
+                continue
+            if address is not None and (type(address) is not str or len(address) > 64):
+                _str(address, "reply from")
+            rtt = reply.get("rtt")
+            if rtt is not None:
+                if type(rtt) is not float or not 0.0 <= rtt <= MAX_RTT_MS:
+                    rtt = _rtt(rtt)
+            size = reply.get("size")
+            if size is not None and (type(size) is not int or size < 0):
+                size = _opt_int(size, "size")
+            ttl = reply.get("ttl")
+            if ttl is not None and (type(ttl) is not int or not 0 <= ttl <= 65535):
+                ttl = _opt_int(ttl, "ttl", 65535)
+            plain = len(reply) == 4 and address is not None and rtt is not None and (
+                size is not None and ttl is not None
+            )
+            details = _PLAIN_DETAILS if plain else _reply_details(reply, hop)
+            append(envelope + (hop, hop_error, index, address or "",
+                               address is None and rtt is None, rtt, size, ttl) + details)
+            index += 1
+
+
+# -- DNS --------------------------------------------------------------------------------
+
+
+def _decode_abuf(abuf: str) -> Any:
+    import dns.exception
+    import dns.message
+
+    try:
+        return dns.message.from_wire(
+            base64.b64decode(abuf, validate=False), ignore_trailing=True, one_rr_per_rrset=True
+        )
+    except (binascii.Error, dns.exception.DNSException, ValueError, UnicodeError) as exc:
+        raise ValueError(f"abuf undecodable: {type(exc).__name__}: {str(exc)[:80]}") from exc
+
+
+def _nsid(message: Any) -> str:
+    for option in getattr(message, "options", ()) or ():
+        if getattr(option, "otype", None) == 3:  # NSID, RFC 5001
+            data = getattr(option, "nsid", None) or getattr(option, "data", b"")
+            if isinstance(data, bytes | bytearray):
+                return bytes(data).decode("utf-8", "replace")
+            return str(data)
+    return ""
+
+
+def _rdata_text(rdata: Any) -> str:
+    import dns.rdatatype
+
+    if rdata.rdtype in (dns.rdatatype.TXT, dns.rdatatype.SPF):
+        return "".join(s.decode("utf-8", "replace") for s in rdata.strings)
+    return str(rdata.to_text())
+
+
+def _dns_response(
+    response: dict[str, Any], index: int, default_af: int, default_proto: str, default_dst: str,
+    emit: Callable[..., None],
+) -> None:
+    af = _af(response, 5000) if "af" in response else default_af
+    protocol = _protocol(response, default_proto)
+    resolver = _str(response.get("dst_addr", default_dst), "dst_addr")
+    error = response.get("error")
+    body = response.get("result")
+    base = {"af": af, "protocol": protocol, "index": index, "resolver": resolver}
+    if error is not None or not isinstance(body, dict):
+        if isinstance(error, dict):
+            text = ", ".join(f"{k}: {v}" for k, v in error.items())
+        else:
+            text = str(error) if error is not None else "no result"
+        emit(base, error=_str(text, "error", MAX_NAME_LEN))
+        return
+    rt = _rtt(body.get("rt"), "rt")
+    abuf = body.get("abuf")
+    if isinstance(abuf, str) and abuf:
+        try:
+            message = _decode_abuf(abuf)
+        except ValueError as exc:
+            emit(base, rt=rt, error=str(exc))
+            return
+        question = message.question[0] if message.question else None
+        import dns.rcode
+        import dns.rdataclass
+        import dns.rdatatype
+
+        query = {
+            "qname": question.name.to_text() if question is not None else "",
+            "qclass": dns.rdataclass.to_text(question.rdclass) if question is not None else "",
+            "qtype": dns.rdatatype.to_text(question.rdtype) if question is not None else "",
+            "rcode": dns.rcode.to_text(message.rcode()),
+            "nsid": _nsid(message),
+        }
+        records = []
+        for section_name, section in (
+            ("answer", message.answer), ("authority", message.authority),
+            ("additional", message.additional),
+        ):
+            for rrset in section:
+                for rdata in rrset:
+                    records.append((
+                        section_name, rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype),
+                        rrset.ttl, _rdata_text(rdata),
+                    ))
+        emit(base, rt=rt, query=query, records=records)
+        return
+    answers = body.get("answers")  # firmware < 4460: decoded by the probe
+    records = []
+    if isinstance(answers, list):
+        for answer in answers:
+            if isinstance(answer, dict):
+                data = answer.get("RDATA", answer.get("MNAME", ""))
+                if isinstance(data, list):
+                    data = " ".join(str(d) for d in data)
+                records.append((
+                    "answer", str(answer.get("NAME", "")), str(answer.get("TYPE", "")),
+                    answer.get("TTL"), str(data),
+                ))
+    emit(base, rt=rt, query={"qname": "", "qclass": "", "qtype": "", "rcode": "", "nsid": ""},
+         records=records)
+
+
+def _dns(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) -> None:
+    source, msm, prb, ts, vp, firmware = head
+    append = batch.tables["dns_answers"].append
+    default_af = _af(result, firmware)
+    default_proto = _protocol(result, "UDP")
+    default_dst = result.get("dst_addr") or result.get("dst_name") or ""
+    no_query = {"qname": "", "qclass": "", "qtype": "", "rcode": "", "nsid": ""}
+
+    def emit(
+        base: dict[str, Any], *, rt: float | None = None, error: str = "",
+        query: dict[str, str] | None = None, records: list[tuple[Any, ...]] | None = None,
+    ) -> None:
+        query = query or no_query
+        head = (
+            source, msm, prb, ts, vp, base["af"], base["protocol"], firmware, base["index"],
+            base["resolver"], query["qname"], query["qclass"], query["qtype"], query["rcode"],
+            rt, error, query["nsid"],
+        )
+        for record_index, (section, name, rtype, ttl, data) in enumerate(
+            records or [("", "", "", None, "")]
+        ):
+            append(head + (
+                section, record_index, name, rtype,
+                ttl if isinstance(ttl, int) and 0 <= ttl < 2**32 else None,
+                data[: MAX_NAME_LEN * 4],
+            ))
+
+    resultset = result.get("resultset")
+    if isinstance(resultset, list):
+        for index, response in enumerate(resultset):
+            if not isinstance(response, dict):
+                raise MalformedResult("bad_value", "a DNS resultset entry is not an object")
+            _dns_response(response, index, default_af, default_proto, default_dst, emit)
+    elif "result" in result or "error" in result:
+        _dns_response(result, 0, default_af, default_proto, default_dst, emit)
+    else:
+        raise MalformedResult("missing_key", "DNS result has no 'result', 'resultset' or 'error'")
+
+
+# -- ping -------------------------------------------------------------------------------
+
+
+def _ping(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) -> None:
+    source, msm, prb, ts, vp, firmware = head
+
+    def rtt_or_none(key: str) -> float | None:
+        value = result.get(key)
+        if value is None or (isinstance(value, int | float) and value == -1):
+            return None  # Atlas writes -1 when nothing came back
+        return _rtt(value, key)
+
+    values = {
+        "source": source, "measurement_id": msm, "probe_id": prb, "timestamp": ts,
+        "vantage_point": vp, "address_family": _af(result, firmware),
+        "protocol": _protocol(result, "ICMP"), "firmware": firmware,
+        "destination_address": _str(result.get("dst_addr", result.get("addr")), "dst_addr"),
+        "destination_name": _str(result.get("dst_name", result.get("name")), "dst_name",
+                                 MAX_NAME_LEN),
+        "source_address": _str(result.get("src_addr", result.get("from")), "src_addr"),
+        "packets_sent": _int(result.get("sent", 0), "sent", 0, 2**31),
+        "packets_received": _int(result.get("rcvd", 0), "rcvd", 0, 2**31),
+        "duplicates": _int(result.get("dup", 0) or 0, "dup", 0, 2**31),
+        "rtt_min_ms": rtt_or_none("min"), "rtt_avg_ms": rtt_or_none("avg"),
+        "rtt_max_ms": rtt_or_none("max"), "size": _opt_int(result.get("size"), "size"),
+    }
+    batch.tables["ping_results"].append(tuple(values[name] for name in PING_COLUMNS))
+
+
+_BY_TYPE = {"traceroute": _traceroute, "dns": _dns, "ping": _ping}
+
+
+def normalize_into(
+    result: Any, batch: RowBatch, *, source: str, payload: bytes | str | None = None
+) -> str:
+    """Append the rows of one decoded result to ``batch``; return its type.
+
+    ``payload`` is the raw text as received; it goes into ``raw_results`` verbatim (when
+    None, the result is re-serialised). Raises MalformedResult / UnsupportedResult and then
+    leaves ``batch`` exactly as it was.
+    """
+    kind = result_type(result)
+    mark = batch._mark()
+    try:
+        msm, prb, ts, firmware, vp = _envelope(result)
+        _BY_TYPE[kind](result, batch, (source, msm, prb, ts, vp, firmware))
+        destination = _str(
+            result.get("dst_name") or result.get("dst_addr") or result.get("addr"),
+            "destination", MAX_NAME_LEN,
+        )
+        if payload is None:
+            text = orjson.dumps(result).decode()
+        elif isinstance(payload, bytes):
+            text = payload.decode("utf-8", "replace")
+        else:
+            text = payload
+        batch.tables["raw_results"].append(
+            (source, msm, prb, ts, kind, destination, vp, firmware, text)
+        )
+    except MalformedResult:
+        batch._rollback(mark)
+        raise
+    except (TypeError, AttributeError, KeyError, ValueError, OverflowError) as exc:
+        batch._rollback(mark)
+        raise MalformedResult("bad_value", f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+    batch.results += 1
+    batch.counts[kind] += 1
+    return kind
+
+
+def normalize(result: Any, *, source: str = "file") -> RowBatch:
+    """Normalise one result into a fresh batch (convenience for tests and tools)."""
+    batch = RowBatch()
+    normalize_into(result, batch, source=source)
+    return batch

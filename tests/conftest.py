@@ -1,0 +1,50 @@
+"""Shared fixtures. chDB allows one engine (one data directory) per process, so the whole
+pytest process shares one store; the ``storage`` fixture empties every table first."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from consumers.storage import Storage, open_storage
+
+pytest_plugins: list[str] = ["tests.plugins.kafka"]
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED_ATLAS = Path(os.environ.get("GRENSWACHT_SHARED_ATLAS", ROOT.parent / "shared" / "data" / "atlas"))
+
+_CHDB_DIR = tempfile.mkdtemp(prefix="gw-test-chdb-")
+
+
+@pytest.fixture(scope="session")
+def chdb_dsn() -> str:
+    return f"chdb://{_CHDB_DIR}"
+
+
+@pytest.fixture(scope="session")
+def session_storage(chdb_dsn: str) -> Storage:
+    return open_storage(chdb_dsn)
+
+
+@pytest.fixture()
+def storage(session_storage: Storage) -> Iterator[Storage]:
+    """The process's chDB store with every table emptied."""
+    tables = session_storage.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() "
+        "AND engine LIKE '%MergeTree' AND name != 'schema_migrations'"
+    ).rows
+    for (name,) in tables:
+        session_storage.command(f"TRUNCATE TABLE {name}")
+    yield session_storage
+
+
+@pytest.fixture(scope="session")
+def shared_atlas() -> Path:
+    if not SHARED_ATLAS.is_dir():
+        pytest.skip(f"the shared RIPE Atlas corpus is not at {SHARED_ATLAS}")
+    return SHARED_ATLAS
