@@ -146,7 +146,9 @@ class ResultSink:
             span = spans.setdefault(message.topic_partition, [message.offset, message.offset])
             span[0] = min(span[0], message.offset)
             span[1] = max(span[1], message.offset)
-        text = ";".join(f"{tp.topic}/{tp.partition}/{a}-{b}" for tp, (a, b) in sorted(spans.items()))
+        text = ";".join(
+            f"{tp.topic}/{tp.partition}/{a}-{b}" for tp, (a, b) in sorted(spans.items())
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def flush(self) -> dict[TopicPartition, int]:
@@ -174,7 +176,8 @@ class ResultSink:
             self.stats.rows[table] += self.batch.rows(table)
         self.stats.dead_letters += len(self.dead)
         for row in self.dead:
-            self.stats.dead_letter_reasons[row[5]] = self.stats.dead_letter_reasons.get(row[5], 0) + 1
+            reasons = self.stats.dead_letter_reasons
+            reasons[row[5]] = reasons.get(row[5], 0) + 1
         self.stats.flushes += 1
         self.batch.clear()
         self.dead.clear()

@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "grenswacht.commands.core",
     "grenswacht.commands.schedule",
     "grenswacht.commands.probe",
+    "grenswacht.commands.explain",
 )
 
 app = typer.Typer(

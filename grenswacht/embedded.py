@@ -55,8 +55,112 @@ class IngestComponent:
         return self.consumer.stats.as_dict()
 
 
+def load_applications(settings: Settings, storage: Storage | None) -> dict[str, list[str]]:
+    """{application: hostnames} from the inventory (``atlas.inventory``); also written to
+    the ``applications`` table (grouping by municipality in SQL and the dashboard)."""
+    path = settings.atlas.inventory
+    if path is None:
+        return {}
+    from scheduler.inventory import load_inventory
+
+    inventory = load_inventory(path)
+    apps = inventory.applications
+    if storage is not None and apps:
+        storage.insert("applications", {
+            "application": [a.name for a in apps],
+            "municipalities": [list(a.municipalities) for a in apps],
+            "hostnames": [[str(h) for h in a.hostnames] for a in apps],
+            "criticality": [str(a.criticality.value) for a in apps],
+            "tags": [list(a.tags) for a in apps],
+        })
+    return {a.name: [str(h) for h in a.hostnames] for a in apps}
+
+
+class AnalysisComponent:
+    """Enrichment + verdicts + path-graph findings as results arrive (consumers/analysis)."""
+
+    name = "analysis"
+
+    def __init__(self, app: Embedded) -> None:
+        from consumers.analysis import AnalysisLoop
+        from consumers.enrich import open_enricher
+
+        enricher, registry = open_enricher(app.settings.jurisdiction)
+        self.loop = AnalysisLoop(
+            app.storage, app.open_bus(), enricher, registry,
+            load_applications(app.settings, app.storage),
+            settle_s=max(2.0, 2 * app.settings.ingest.flush_interval_s),
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        self.loop.run(stop)
+
+    def status(self) -> dict[str, Any]:
+        stats = self.loop.stats
+        return {"windows": stats.windows, "paths": stats.paths, "classes": stats.classes,
+                "corrections": stats.corrections, "failures": stats.failures,
+                "steps": stats.steps, "last_error": stats.last_error}
+
+
+class SchedulerComponent:
+    """RIPE Atlas: reconcile measurements, stream results, backfill gaps (scheduler/)."""
+
+    name = "scheduler"
+
+    def __init__(self, app: Embedded) -> None:
+        self.app = app
+        self.handle: Any = None
+
+    @classmethod
+    def create(cls, app: Embedded) -> SchedulerComponent | None:
+        return cls(app) if app.settings.atlas.has_key else None
+
+    def run(self, stop: threading.Event) -> None:
+        from scheduler.app import start_scheduler
+
+        self.handle = start_scheduler(self.app.settings.atlas, self.app.open_bus(),
+                                      self.app.settings.data_dir)
+        stop.wait()
+        self.handle.shutdown()
+
+    def status(self) -> dict[str, Any]:
+        if self.handle is None:
+            return {"state": "starting"}
+        return {"state": "running", "measurements": len(self.handle.state.measurements)}
+
+
+class ProbeComponent:
+    """The local self-hosted probe agent (probes/), when ``probe.enabled``."""
+
+    name = "probe"
+
+    def __init__(self, app: Embedded) -> None:
+        from probes.agent import Agent
+
+        self.agent = Agent(app.settings.probe, app.open_bus())
+
+    @classmethod
+    def create(cls, app: Embedded) -> ProbeComponent | None:
+        return cls(app) if app.settings.probe.enabled else None
+
+    def run(self, stop: threading.Event) -> None:
+        self.agent.start()
+        try:
+            self.agent.run_forever(stop)
+        finally:
+            self.agent.close()
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.agent.health())
+
+
 ComponentFactory = Callable[["Embedded"], Component | None]
-COMPONENT_FACTORIES: dict[str, ComponentFactory] = {"ingest": IngestComponent}
+COMPONENT_FACTORIES: dict[str, ComponentFactory] = {
+    "ingest": IngestComponent,
+    "analysis": AnalysisComponent,
+    "scheduler": SchedulerComponent.create,
+    "probe": ProbeComponent.create,
+}
 
 
 class Embedded:
@@ -64,7 +168,7 @@ class Embedded:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.storage: Storage | None = None  # type: ignore[assignment]
+        self._storage: Storage | None = None
         self.components: dict[str, Component] = {}
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -76,6 +180,12 @@ class Embedded:
         self.errors: dict[str, str] = {}
 
     # -- wiring ---------------------------------------------------------------------
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            raise GrenswachtError("the store is not open yet (start() opens it)")
+        return self._storage
+
     def open_bus(self) -> Bus:
         bus = open_bus(self.settings.bus, **self._bus_options())
         self._buses.append(bus)
@@ -92,7 +202,7 @@ class Embedded:
 
     def start(self, *, with_endpoint: bool = True, only: set[str] | None = None) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.storage = open_storage(self.settings.storage_dsn)
+        self._storage = open_storage(self.settings.storage_dsn)
         self._producer = self.open_bus()
         for name, factory in COMPONENT_FACTORIES.items():
             if only is not None and name not in only:
@@ -163,15 +273,14 @@ class Embedded:
         }
 
     def sql(self, sql: str, max_rows: int = 0) -> dict[str, Any]:
-        if self.storage is None:
-            raise GrenswachtError("the store is not open")
         limit = min(max_rows or self.settings.server.max_rows, self.settings.server.max_rows)
         result = self.storage.query(sql, read_only=True, max_rows=limit)
         return {"columns": result.column_names, "types": result.column_types,
                 "rows": result.rows[:limit]}
 
     def ingest(self, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]) -> int:
-        assert self._producer is not None
+        if self._producer is None:
+            raise GrenswachtError("the bus is not open yet (start() opens it)")
         for value, key, headers in records:
             self._producer.publish(topics.RESULTS, value, key=key, headers=headers)
         self._producer.flush()

@@ -37,7 +37,10 @@ class FileRecord:
     """Bytes of the (uncompressed or compressed) file consumed so far, for progress."""
 
 
-def _headers(origin: str, extra: tuple[tuple[str, bytes], ...] = ()) -> tuple[tuple[str, bytes], ...]:
+Headers = tuple[tuple[str, bytes], ...]
+
+
+def _headers(origin: str, extra: Headers = ()) -> Headers:
     return ((topics.HEADER_SOURCE, b"file"), (topics.HEADER_ORIGIN, origin.encode()), *extra)
 
 
@@ -83,7 +86,7 @@ def read_results(path: Path) -> Iterator[FileRecord]:
         try:
             first = stream.readline()
             start = first.strip()[:1]
-            if start == b"[" or (start == b"{" and not _is_json(first.strip())):
+            if start == b"[" or (start == b"{" and not _is_result_line(first.strip())):
                 # one JSON document (an array of results, an API page, a pretty-printed
                 # result), not JSON Lines
                 yield from _read_document(name, first + stream.read(), raw)
@@ -106,12 +109,13 @@ def read_results(path: Path) -> Iterator[FileRecord]:
                         f"{name}: unreadable after line {line_no}: {exc}", 0, raw.tell())
 
 
-def _is_json(line: bytes) -> bool:
+def _is_result_line(line: bytes) -> bool:
+    """True when ``line`` is a whole JSON object that is not an API page of results."""
     try:
-        orjson.loads(line)
+        value = orjson.loads(line)
     except orjson.JSONDecodeError:
         return False
-    return True
+    return not (isinstance(value, dict) and "type" not in value and "results" in value)
 
 
 def _read_document(name: str, data: bytes, raw: IO[bytes]) -> Iterator[FileRecord]:

@@ -5,9 +5,11 @@ run`` holds the chDB directory (chDB allows one process per data directory).
 | method | path | body | answer |
 |---|---|---|---|
 | GET | ``/healthz`` | | ``ok`` |
-| GET | ``/status`` | | JSON: storage, bus, uptime, components, ingest counters, lag |
-| POST | ``/sql`` | JSON ``{"sql": "...", "max_rows": N}`` | JSON ``{"columns", "types", "rows"}`` or ``{"error"}`` |
-| POST | ``/ingest`` | JSON ``{"records": [{"value", "key", "headers"}]}`` (base64 bytes) | ``{"accepted": N}`` |
+| GET | ``/status`` | | JSON: storage, bus, uptime, components, counters, lag |
+| POST | ``/sql`` | ``{"sql": "...", "max_rows": N}`` | ``{"columns", "types", "rows"}`` |
+| POST | ``/ingest`` | ``{"records": [{"value", "key", "headers"}]}`` | ``{"accepted": N}`` |
+
+Record bytes are base64. Errors answer HTTP 400 with ``{"error": "...", "kind": "..."}``.
 
 It has no authentication: keep it on loopback, or put a proxy with authentication in front.
 """

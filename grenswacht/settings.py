@@ -20,8 +20,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from consumers.enrich.settings import JurisdictionSettings
 from probes.settings import ProbeSettings
 from scheduler.settings import AtlasSettings
+from schemas.bus.kafka_settings import KafkaSettings
 
 
 def default_data_dir() -> Path:
@@ -68,6 +70,8 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     atlas: AtlasSettings = Field(default_factory=AtlasSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    jurisdiction: JurisdictionSettings = Field(default_factory=JurisdictionSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     @property
     def storage_dsn(self) -> str:

@@ -55,15 +55,25 @@ PING_COLUMNS = ENVELOPE + (
     "rtt_avg_ms", "rtt_max_ms", "size",
 )
 
+MDA_COLUMNS = ENVELOPE + (
+    "address_family", "protocol", "firmware", "destination_address", "destination_name",
+    "source_address", "confidence", "probes_sent", "complete", "ttl", "link_index",
+    "near_address", "far_address", "flow_ids",
+)
+
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "raw_results": RAW_COLUMNS,
     "traceroute_hops": TRACEROUTE_COLUMNS,
     "dns_answers": DNS_COLUMNS,
     "ping_results": PING_COLUMNS,
+    "mda_links": MDA_COLUMNS,
 }
-RESULT_TABLE = {"traceroute": "traceroute_hops", "dns": "dns_answers", "ping": "ping_results"}
+RESULT_TABLE = {
+    "traceroute": "traceroute_hops", "dns": "dns_answers", "ping": "ping_results",
+    "mda": "mda_links",
+}
 SUPPORTED_TYPES = tuple(RESULT_TABLE)
-KNOWN_UNSUPPORTED = ("sslcert", "http", "ntp", "wifi", "mda")
+KNOWN_UNSUPPORTED = ("sslcert", "http", "ntp", "wifi")
 
 # -- sanity limits (values beyond them are absurd, not measurements) ---------------------
 
@@ -170,7 +180,7 @@ def _str(value: Any, field: str, limit: int = MAX_ADDRESS_LEN) -> str:
 
 
 def _envelope(result: dict[str, Any]) -> tuple[int, int, int, int, str]:
-    """(measurement_id, probe_id, timestamp, firmware, vantage_point) or MalformedResult."""
+    """(measurement_id, probe_id, timestamp_ms, firmware, vantage_point) or MalformedResult."""
     for key in ("msm_id", "prb_id", "timestamp", "fw"):
         if key not in result:
             raise MalformedResult("missing_key", f"no {key!r}: not a RIPE Atlas result")
@@ -180,7 +190,8 @@ def _envelope(result: dict[str, Any]) -> tuple[int, int, int, int, str]:
     return (
         _int(result["msm_id"], "msm_id"),
         _int(result["prb_id"], "prb_id"),
-        _int(result["timestamp"], "timestamp", MIN_TIMESTAMP, MAX_TIMESTAMP),
+        # rows carry DateTime64(3) ticks: epoch milliseconds
+        _int(result["timestamp"], "timestamp", MIN_TIMESTAMP, MAX_TIMESTAMP) * 1000,
         firmware,
         _str(result.get("gw_vp"), "gw_vp", 128),
     )
@@ -485,7 +496,40 @@ def _ping(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) -> Non
     batch.tables["ping_results"].append(tuple(values[name] for name in PING_COLUMNS))
 
 
-_BY_TYPE = {"traceroute": _traceroute, "dns": _dns, "ping": _ping}
+# -- MDA (grenswacht's own format, schemas/jsonschema/mda.schema.json) ---------------------
+
+
+def _mda(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) -> None:
+    source, msm, prb, ts, vp, firmware = head
+    links = result.get("links")
+    if not isinstance(links, list):
+        raise MalformedResult("missing_key", "MDA result has no 'links' list")
+    confidence = result.get("confidence")
+    if not isinstance(confidence, int | float) or not 0 < confidence < 1:
+        raise MalformedResult("bad_value", f"MDA confidence {str(confidence)[:20]!r}")
+    envelope = (
+        source, msm, prb, ts, vp, _af(result, firmware), _protocol(result, "UDP"), firmware,
+        _str(result.get("dst_addr"), "dst_addr"),
+        _str(result.get("dst_name"), "dst_name", MAX_NAME_LEN),
+        _str(result.get("src_addr"), "src_addr"), float(confidence),
+        _int(result.get("probes_sent", 0), "probes_sent", 0, 2**31),
+        bool(result.get("complete")),
+    )
+    append = batch.tables["mda_links"].append
+    for index, link in enumerate(links):
+        if not isinstance(link, dict):
+            raise MalformedResult("bad_value", "an MDA link is not an object")
+        flows = link.get("flow_ids")
+        if not isinstance(flows, list):
+            raise MalformedResult("bad_value", f"MDA link {index} has no flow_ids list")
+        append(envelope + (
+            _int(link.get("ttl"), "ttl", 1, MAX_HOP - 1), index,
+            _str(link.get("from"), "link from"), _str(link.get("to"), "link to"),
+            [_int(f, "flow id", 0, 2**31) for f in flows],
+        ))
+
+
+_BY_TYPE = {"traceroute": _traceroute, "dns": _dns, "ping": _ping, "mda": _mda}
 
 
 def normalize_into(

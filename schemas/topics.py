@@ -5,8 +5,9 @@ and new consumers can run side by side during an upgrade.
 
 | topic | key | value |
 |---|---|---|
-| ``grenswacht.results.v1`` | measured target (``dst_name`` or ``dst_addr``) | one RIPE Atlas result JSON object, bytes exactly as received (``type: mda`` for MDA) |
-| ``grenswacht.probe-tasks.v1`` | vantage point name | :class:`schemas.models.ProbeTask` JSON |
+| ``grenswacht.results.v1`` | measured target (``dst_name``, else ``dst_addr``) | one RIPE |
+| | | Atlas result JSON object, bytes as received (``type: mda`` for MDA) |
+| ``grenswacht.probe-tasks.v1`` | vantage point name | :class:`schemas.tasks.ProbeTask` JSON |
 | ``grenswacht.findings.v1`` | application or destination | :class:`schemas.models.Finding` JSON |
 | ``grenswacht.alerts.v1`` | application | :class:`schemas.models.Alert` JSON |
 | ``grenswacht.dead-letters.v1`` | original topic | :class:`schemas.models.DeadLetter` JSON |

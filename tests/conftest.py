@@ -16,7 +16,9 @@ pytest_plugins: list[str] = ["tests.plugins.kafka"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SHARED_ATLAS = Path(os.environ.get("GRENSWACHT_SHARED_ATLAS", ROOT.parent / "shared" / "data" / "atlas"))
+SHARED_ATLAS = Path(
+    os.environ.get("GRENSWACHT_SHARED_ATLAS", ROOT.parent / "shared" / "data" / "atlas")
+)
 
 _CHDB_DIR = tempfile.mkdtemp(prefix="gw-test-chdb-")
 

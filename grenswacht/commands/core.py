@@ -31,6 +31,7 @@ from schemas.bus import open_bus
 from schemas.errors import GrenswachtError, InputError
 
 CHUNK = 5000
+DEAD_LETTER_HINT = 'why: grenswacht sql "SELECT origin, reason, detail FROM dead_letters"'
 
 
 def _main(
@@ -83,10 +84,11 @@ def ingest(
             if key in stats:
                 table.add_row(key.replace("_", " "), f"{stats[key]:,}")
         console.print(table)
-        for reason, count in sorted(stats.get("dead_letter_reasons", {}).items()):
-            err_console.print(f"[yellow]dead letters[/] {reason}: {count:,} "
-                              "(see: grenswacht sql \"SELECT origin, reason, detail FROM "
-                              "dead_letters\")", highlight=False)
+        reasons = sorted(stats.get("dead_letter_reasons", {}).items())
+        for reason, count in reasons:
+            err_console.print(f"[yellow]dead letters[/] {reason}: {count:,}", highlight=False)
+        if reasons:
+            err_console.print(DEAD_LETTER_HINT, highlight=False)
     else:
         print_rows(console, list(stats), [list(stats.values())], fmt)
 

@@ -146,7 +146,8 @@ class MemoryBus(Bus):
 
     def _rebalance_if_needed(self) -> None:
         sub = self._subscription
-        assert sub is not None
+        if sub is None:
+            raise BusError("poll before subscribe")
         state = self.broker.group(sub.group)
         if state.generation == self._generation:
             return
@@ -161,8 +162,21 @@ class MemoryBus(Bus):
                 for p in range(self.broker.partitions_for(t))
             ]
             self._assigned = [tp for i, tp in enumerate(every) if i % len(members) == me]
-            self._positions = {tp: state.committed.get(tp, 0) for tp in self._assigned}
+            # positions are taken from the committed offsets only once the previous owner
+            # has given the partition up (see _held_elsewhere), as Kafka's rebalance does
+            self._positions = {}
             self._generation = state.generation
+
+    def _held_elsewhere(self, tp: TopicPartition, state: _Group) -> bool:
+        """True while another member of an older generation still holds ``tp`` (it has not
+        polled since the rebalance, so it has not run ``on_revoke`` and committed yet)."""
+        return any(
+            member is not self
+            and not member._closed
+            and member._generation != state.generation
+            and tp in member._assigned
+            for member in state.members
+        )
 
     def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
         if self._closed:
@@ -174,10 +188,15 @@ class MemoryBus(Bus):
             self._rebalance_if_needed()
             out: list[Message] = []
             with self.broker.lock:
+                state = self.broker.group(self._subscription.group)
                 count = len(self._assigned)
                 for i in range(count):
                     # rotate the start so no partition starves
                     tp = self._assigned[(self._next_partition + i) % count]
+                    if tp not in self._positions:
+                        if self._held_elsewhere(tp, state):
+                            continue
+                        self._positions[tp] = state.committed.get(tp, 0)
                     batch = self.broker.read(tp, self._positions[tp], max_records - len(out))
                     if batch:
                         self._positions[tp] = batch[-1].offset + 1
@@ -209,9 +228,7 @@ class MemoryBus(Bus):
         if sub is None:
             return
         with self.broker.lock:
-            state = self.broker.group(sub.group)
-            for tp in self._assigned:
-                self._positions[tp] = state.committed.get(tp, 0)
+            self._positions.clear()  # re-read from the committed offsets on the next poll
 
     def close(self) -> None:
         if self._closed:

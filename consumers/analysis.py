@@ -1,0 +1,156 @@
+"""The enrichment/graph consumer: keeps verdicts (and findings) current as results arrive.
+
+It reads the results topic in a consumer group of its own, notes which time windows the
+new results fall into, and once a window has been quiet for ``settle_s`` (so the ingest
+consumer has stored its rows) recomputes it from ClickHouse: hop, path and application
+verdicts (:func:`consumers.enrich.window.enrich_window`), then every registered window
+step (the path-graph detectors register theirs in :data:`WINDOW_STEPS`). Recomputing is
+idempotent (ReplacingMergeTree on ``computed_at``), so a window may be done twice; offsets
+are committed only after the windows their messages touched were recomputed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from consumers.enrich import Enricher, VantageRegistry
+from consumers.enrich.window import enrich_window
+from consumers.storage import Storage
+from schemas import topics
+from schemas.bus import Bus, Message, TopicPartition
+from schemas.errors import GrenswachtError
+
+log = logging.getLogger(__name__)
+
+WindowStep = Callable[
+    [Storage, Bus, dt.datetime, dt.datetime, Mapping[str, Sequence[str]]], dict[str, Any]
+]
+"""``(storage, bus, start, end, applications) -> summary``, run after the verdicts."""
+WINDOW_STEPS: dict[str, WindowStep] = {}
+
+
+@dataclass
+class AnalysisStats:
+    windows: int = 0
+    paths: int = 0
+    corrections: int = 0
+    failures: int = 0
+    classes: dict[str, int] = field(default_factory=dict)
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_error: str = ""
+
+
+def _timestamp(message: Message) -> int | None:
+    try:
+        value = orjson.loads(message.value)
+    except orjson.JSONDecodeError:
+        return None
+    stamp = value.get("timestamp") if isinstance(value, dict) else None
+    return stamp if isinstance(stamp, int) else None
+
+
+class AnalysisLoop:
+    def __init__(
+        self,
+        storage: Storage,
+        bus: Bus,
+        enricher: Enricher,
+        registry: VantageRegistry,
+        applications: Mapping[str, Sequence[str]] | None = None,
+        *,
+        group: str = "grenswacht-analysis",
+        window_s: int = 3600,
+        settle_s: float = 5.0,
+    ) -> None:
+        self.storage = storage
+        self.bus = bus
+        self.enricher = enricher
+        self.registry = registry
+        self.applications = dict(applications or {})
+        self.group = group
+        self.window_s = window_s
+        self.settle_s = settle_s
+        self.stats = AnalysisStats()
+        self._pending: dict[int, float] = {}  # window start -> last time a message touched it
+        # window -> partition -> [first offset, next offset] of its messages
+        self._spans: dict[int, dict[TopicPartition, list[int]]] = {}
+        self._done: dict[TopicPartition, int] = {}
+        self._subscribed = False
+
+    def window_of(self, timestamp: int) -> int:
+        return timestamp - timestamp % self.window_s
+
+    def recompute(self, start: int) -> None:
+        """Verdicts, then every registered step, for the window starting at ``start``."""
+        begin = dt.datetime.fromtimestamp(start, dt.UTC)
+        end = begin + dt.timedelta(seconds=self.window_s)
+        summary = enrich_window(self.storage, begin, end, self.enricher, self.registry,
+                                self.applications)
+        self.stats.windows += 1
+        self.stats.paths += summary.paths
+        self.stats.corrections += summary.corrections
+        for verdict, count in summary.classes.items():
+            self.stats.classes[verdict] = self.stats.classes.get(verdict, 0) + count
+        for name, step in WINDOW_STEPS.items():
+            self.stats.steps[name] = step(self.storage, self.bus, begin, end, self.applications)
+
+    def poll_once(self, timeout: float = 0.5, *, now: float | None = None) -> int:
+        if not self._subscribed:
+            self.bus.subscribe([topics.RESULTS], self.group, on_revoke=self._on_revoke)
+            self._subscribed = True
+        messages = self.bus.poll(max_records=5000, timeout=timeout)
+        clock = time.monotonic() if now is None else now
+        for message in messages:
+            stamp = _timestamp(message)
+            window = self.window_of(stamp) if stamp is not None else -1
+            self._pending[window] = clock
+            span = self._spans.setdefault(window, {}).setdefault(
+                message.topic_partition, [message.offset, message.offset + 1])
+            span[0] = min(span[0], message.offset)
+            span[1] = max(span[1], message.offset + 1)
+        self.process_settled(clock)
+        return len(messages)
+
+    def process_settled(self, now: float, *, force: bool = False) -> None:
+        for window in sorted(self._pending):
+            if not force and now - self._pending[window] < self.settle_s:
+                continue
+            if window >= 0:
+                try:
+                    self.recompute(window)
+                except GrenswachtError as exc:
+                    self.stats.failures += 1
+                    self.stats.last_error = str(exc)
+                    log.warning("window %s failed (%s); will retry", window, exc)
+                    self._pending[window] = now
+                    continue
+            del self._pending[window]
+            for tp, (_, end) in self._spans.pop(window, {}).items():
+                self._done[tp] = max(self._done.get(tp, 0), end)
+        self._commit_safe()
+
+    def _commit_safe(self) -> None:
+        """Commit, per partition, up to the first message of a window still pending (a
+        crash then re-reads it and recomputes that window)."""
+        safe: dict[TopicPartition, int] = {}
+        for tp, end in self._done.items():
+            firsts = [spans[tp][0] for spans in self._spans.values() if tp in spans]
+            safe[tp] = min([end, *firsts])
+        if safe:
+            self.bus.commit(safe)
+
+    def _on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
+        self.process_settled(time.monotonic(), force=True)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.poll_once()
+        self.process_settled(time.monotonic(), force=True)

@@ -1,0 +1,1 @@
+"""Bundled jurisdiction datasets (JSON, versioned; see docs/jurisdiction.md)."""

@@ -1,0 +1,166 @@
+"""``grenswacht explain`` (both axes for one address or hostname, with the evidence) and
+``grenswacht verdicts`` (stored path / application verdicts). Works offline with the
+bundled data; never resolves names itself (no traffic leaves the machine)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Annotated, Any
+
+import typer
+
+from consumers.enrich import HopRecord, Vantage, open_enricher
+from consumers.enrich.hops import HopVerdict
+from consumers.storage import open_storage
+from consumers.verdicts import DESCRIPTIONS, FORWARD_ONLY_NOTE
+from grenswacht.client import remote_sql, running_endpoint
+from grenswacht.commands.common import FormatOption, StorageOption, console, fail, settings
+from grenswacht.render import OutputFormat, print_rows
+from schemas.errors import GrenswachtError
+
+
+def _query(sql: str, storage: str | None,
+           max_rows: int = 10_000) -> tuple[list[str], list[list[Any]]]:
+    cfg = settings()
+    url = None if storage else running_endpoint(cfg.data_dir)
+    if url is not None:
+        answer = remote_sql(url, sql, max_rows)
+        return list(answer["columns"]), [list(r) for r in answer["rows"]][:max_rows]
+    result = open_storage(storage or cfg.storage_dsn).query(sql, read_only=True,
+                                                            max_rows=max_rows)
+    return list(result.column_names), [list(r) for r in result.rows][:max_rows]
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_HOST_SQL = (
+    "SELECT DISTINCT record_data FROM dns_answers WHERE record_type IN ('A','AAAA') AND "
+    "lower(trimRight(query_name, '.')) = NAME UNION DISTINCT "
+    "SELECT DISTINCT destination_address FROM traceroute_hops WHERE "
+    "lower(trimRight(destination_name, '.')) = NAME AND destination_address != ''"
+)
+_APPLICATIONS_SQL = (
+    "SELECT application, verdict, path_count, window_start, window_end, reasons "
+    "FROM application_verdicts FINAL ORDER BY application, window_end DESC"
+)
+_PATHS_SQL = (
+    "SELECT timestamp, probe_id, destination_name, destination_address, verdict, confidence, "
+    "destination_country, legal_country, us_hops FROM path_verdicts FINAL "
+    "ORDER BY timestamp DESC"
+)
+
+
+def _addresses_of(hostname: str, storage: str | None) -> list[str]:
+    # the endpoint takes no query parameters: the name is quoted and escaped by _quote
+    sql = _HOST_SQL.replace("NAME", _quote(hostname.lower().rstrip(".")))
+    _, rows = _query(sql, storage)
+    return sorted(str(r[0]) for r in rows)
+
+
+def _words(verdict: HopVerdict) -> list[str]:
+    physical, legal = verdict.physical, verdict.legal
+    lines = [f"[bold]{verdict.record.address}[/]"]
+    where = physical.country or "unknown"
+    lines.append(f"  Physically: {where} (confidence {physical.confidence})"
+                 + (f" — {physical.note}" if physical.note else ""))
+    for claim in physical.sources:
+        said = claim.country or "no country"
+        detail = f", region {claim.region}" if claim.region else ""
+        lines.append(f"    {claim.source} says {said}{detail} [{claim.dataset_version}]")
+    if physical.bound is not None:
+        b = physical.bound
+        lines.append(f"    RTT {b.rtt_ms} ms: within {b.bound_km:.0f} km of the vantage point; "
+                     f"the US is at least {b.us_distance_km:.0f} km away -> "
+                     + ("could be in the US" if b.us_possible else "NOT in the US (physics)"))
+    else:
+        lines.append("    no RTT from a located vantage point: the claim is not checked by "
+                     "physics (give --rtt with --probe/--vantage/--at)")
+    for correction in physical.corrections:
+        lines.append(f"    [yellow]correction:[/] {correction}")
+    law = legal.country or "unknown"
+    lines.append(f"  Legally: {law} (confidence {legal.confidence})"
+                 + (" — US CLOUD Act applies" if legal.cloud_act else ""))
+    lines.append(f"    operator {legal.operator or '?'}"
+                 + (f", parent {legal.parent}" if legal.parent else "")
+                 + f"; {legal.basis}")
+    return lines
+
+
+def explain(
+    target: Annotated[str, typer.Argument(help="An IP address or a hostname seen in the store.")],
+    rtt: Annotated[float | None, typer.Option(help="Round-trip time in ms to check.")] = None,
+    probe: Annotated[int | None, typer.Option(help="RIPE Atlas probe id of the RTT.")] = None,
+    vantage: Annotated[str | None, typer.Option(help="Self-hosted vantage point name.")] = None,
+    at: Annotated[str | None, typer.Option(help="Vantage position as LAT,LON.")] = None,
+    storage: StorageOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Where an address physically is and whose law applies, with the evidence."""
+    cfg = settings()
+    try:
+        enricher, registry = open_enricher(cfg.jurisdiction)
+        addresses = [target] if _is_address(target) else _addresses_of(target, storage)
+    except GrenswachtError as exc:
+        fail(str(exc))
+    if not addresses:
+        fail(f"no address known for {target!r}: ingest DNS or traceroute results for it first "
+             "(grenswacht does not resolve names itself)")
+    position: Vantage | None = None
+    if at:
+        try:
+            lat, lon = (float(x) for x in at.split(","))
+        except ValueError:
+            fail("--at wants LAT,LON, e.g. --at 52.37,4.90")
+        position = Vantage("cli", lat, lon, 1.0, "", "given on the command line", "high")
+    elif probe is not None or vantage:
+        position = registry.resolve(probe or 0, vantage or "")
+        if position is None:
+            fail(f"position of {'vantage ' + vantage if vantage else f'probe {probe}'} unknown: "
+                 "configure jurisdiction.atlas_probe_files or jurisdiction.vantage_points")
+    verdicts = [enricher.hop_verdict(HopRecord(a, rtt, position)) for a in addresses]
+    if fmt is OutputFormat.json:
+        document = {"target": target, "addresses": [v.as_dict() for v in verdicts],
+                    "dataset_versions": enricher.dataset_versions(), "note": FORWARD_ONLY_NOTE}
+        console.print_json(json.dumps(document))
+        return
+    for verdict in verdicts:
+        for line in _words(verdict):
+            console.print(line, highlight=False, soft_wrap=True)
+    console.print("Datasets: " + "; ".join(f"{k} {v}" for k, v in
+                                           enricher.dataset_versions().items()),
+                  highlight=False, soft_wrap=True)
+
+
+def verdicts(
+    applications: Annotated[bool, typer.Option(
+        "--applications/--paths", help="Application verdicts (default) or path verdicts.")] = True,
+    limit: Annotated[int, typer.Option(help="Most rows to show.")] = 100,
+    storage: StorageOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Stored verdicts (forward paths only)."""
+    sql = _APPLICATIONS_SQL if applications else _PATHS_SQL
+    try:
+        columns, rows = _query(sql, storage, max(limit, 1))
+    except GrenswachtError as exc:
+        fail(str(exc))
+    print_rows(console, columns, rows, fmt)
+    if fmt is OutputFormat.table:
+        console.print(FORWARD_ONLY_NOTE + " Classes: " + "; ".join(
+            f"{k} = {v}" for k, v in DESCRIPTIONS.items()), highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(explain)
+    app.command()(verdicts)

@@ -1,0 +1,210 @@
+"""``grenswacht plan``, ``grenswacht schedule`` and ``grenswacht inventory check``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from scheduler.plan import Plan
+from scheduler.settings import AtlasSettings
+from schemas.errors import GrenswachtError
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="grenswacht.toml to use.")]
+InventoryOption = Annotated[
+    Path | None,
+    typer.Option("--inventory", "-i", help="apps.toml or apps.csv (default: atlas.inventory)."),
+]
+FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
+
+
+def _fail(exc: GrenswachtError) -> typer.Exit:
+    Console(stderr=True).print(
+        f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True
+    )
+    return typer.Exit(code=2)
+
+
+def _settings(config: Path | None, inventory: Path | None) -> tuple[Any, AtlasSettings]:
+    from grenswacht.settings import load_settings
+
+    settings = load_settings(config)
+    atlas = settings.atlas
+    if inventory is not None:
+        atlas = atlas.model_copy(update={"inventory": inventory})
+    return settings, atlas
+
+
+def plan_document(plan: Plan, atlas: AtlasSettings) -> dict[str, Any]:
+    """The plan as data: exact requests (no key) and the credit figures."""
+    base = atlas.base_url.rstrip("/")
+    return {
+        "requests": [
+            {
+                "method": r.method,
+                "url": f"{base}{r.path}",
+                "headers": {"Authorization": "Key **********", "Content-Type": "application/json"},
+                **({"json": r.body} if r.body is not None else {}),
+            }
+            for r in plan.requests
+        ],
+        "measurements": [
+            {
+                "key": s.key,
+                "measurement": s.label,
+                "applications": list(s.applications),
+                "criticality": s.criticality.value,
+                "probes": s.probes,
+                "interval_s": s.interval_s,
+                "credits_per_result": s.credits_per_result(atlas),
+                "credits_per_day": s.credits_per_day(atlas) if s.interval_s else 0,
+                "oneoff_credits": 0 if s.interval_s else s.credits_per_day(atlas),
+            }
+            for s in plan.selected
+        ],
+        "skipped": [{"measurement": s.label, "reason": why} for s, why in plan.skipped],
+        "keep": sorted(plan.keep),
+        "stop": [{"id": i, "reason": why} for i, why in plan.stop],
+        "concurrent_measurements": len(plan.selected),
+        "credits_per_day": plan.credits_per_day(atlas),
+        "oneoff_credits": plan.oneoff_credits(atlas),
+        "daily_credit_budget": atlas.daily_credit_budget,
+    }
+
+
+def _render(doc: dict[str, Any], console: Console, dry_run: bool) -> None:
+    title = "Requests that would be sent (nothing was sent)" if dry_run else "Requests sent"
+    console.rule(title)
+    for request in doc["requests"]:
+        console.print(f"{request['method']} {request['url']}", highlight=False, soft_wrap=True)
+        for name, value in request["headers"].items():
+            console.print(f"{name}: {value}", highlight=False, soft_wrap=True)
+        if "json" in request:
+            console.print(
+                json.dumps(request["json"], indent=2, sort_keys=True),
+                highlight=False,
+                soft_wrap=True,
+            )
+        console.print(soft_wrap=True)
+    table = Table(title="Credits")
+    for column in ("measurement", "probes", "interval", "credits/result", "credits/day"):
+        table.add_column(column, justify="left" if column == "measurement" else "right")
+    for m in doc["measurements"]:
+        interval = f"{m['interval_s']} s" if m["interval_s"] else "one-off"
+        per_day = m["credits_per_day"] if m["interval_s"] else f"{m['oneoff_credits']} once"
+        table.add_row(
+            m["measurement"], str(m["probes"]), interval, str(m["credits_per_result"]), str(per_day)
+        )
+    console.print(table)
+    for skipped in doc["skipped"]:
+        console.print(
+            f"skipped: {skipped['measurement']}: {skipped['reason']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"measurements: {doc['concurrent_measurements']} concurrent, "
+        f"{len(doc['keep'])} kept, {len(doc['stop'])} to stop\n"
+        f"credits per day: {doc['credits_per_day']} (budget {doc['daily_credit_budget']}); "
+        f"one-off credits: {doc['oneoff_credits']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    inventory_app = typer.Typer(help="Check the application inventory.", no_args_is_help=True)
+    app.add_typer(inventory_app, name="inventory")
+
+    @inventory_app.command("check")
+    def inventory_check(path: Path) -> None:
+        """Validate an inventory (apps.toml or apps.csv); errors name file, line and field."""
+        from scheduler.inventory import load_inventory
+        from scheduler.plan import wanted_measurements
+
+        try:
+            inventory = load_inventory(path)
+        except GrenswachtError as exc:
+            raise _fail(exc) from None
+        console = Console()
+        console.print(
+            f"{path}: ok: {len(inventory.applications)} applications, "
+            f"{len(inventory.vantage_sets)} vantage sets, "
+            f"{len(wanted_measurements(inventory))} RIPE Atlas measurements",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    @app.command("plan")
+    def plan_command(
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Print requests, send nothing.")
+        ] = False,
+        inventory: InventoryOption = None,
+        config: ConfigOption = None,
+        output: FormatOption = "table",
+    ) -> None:
+        """Plan RIPE Atlas measurements for the inventory: credits per day, and the exact
+        API requests. Without --dry-run: reconcile (by tag), stop and create."""
+        from scheduler import jobs
+        from scheduler.atlas import open_atlas
+        from scheduler.collector import StateFile
+
+        try:
+            settings, atlas = _settings(config, inventory)
+            if dry_run:
+                plan = jobs.plan_for(atlas)
+            else:
+                client = open_atlas(atlas)
+                plan = jobs.plan_for(atlas, client.my_measurements(atlas.tag))
+                state = StateFile(atlas.state_file or settings.data_dir / "atlas-state.json")
+                report = jobs.apply_plan(plan, client, atlas)
+                state.load()
+                state.measurements = {**report.kept, **report.created}
+                state.save()
+        except GrenswachtError as exc:
+            raise _fail(exc) from None
+        doc = plan_document(plan, atlas)
+        if output == "json":
+            typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        else:
+            _render(doc, Console(), dry_run)
+
+    @app.command("schedule")
+    def schedule_command(config: ConfigOption = None, inventory: InventoryOption = None) -> None:
+        """Run the RIPE Atlas scheduler and collector alone (results to the configured bus,
+        e.g. Kafka) until interrupted."""
+        from scheduler.app import start_scheduler
+        from schemas.bus import open_bus
+
+        console = Console(stderr=True)
+        try:
+            settings, atlas = _settings(config, inventory)
+            if not atlas.has_key:
+                raise GrenswachtError(
+                    "no RIPE Atlas API key: set GRENSWACHT_ATLAS__API_KEY or atlas.api_key_file"
+                )
+            bus = open_bus(settings.bus)
+            handle = start_scheduler(atlas, bus, settings.data_dir)
+        except GrenswachtError as exc:
+            raise _fail(exc) from None
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        console.print(
+            f"scheduling RIPE Atlas measurements; results to {settings.bus} (Ctrl-C stops)"
+        )
+        try:
+            while not done.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            handle.shutdown()
+            bus.close()
+        console.print(f"stopped: {handle.collector.published} results published")

@@ -1,0 +1,50 @@
+"""Probe tasks: what the scheduler asks a self-hosted vantage point to measure.
+
+Published on :data:`schemas.topics.PROBE_TASKS`, keyed by vantage point name, value the
+JSON of :class:`ProbeTask`. ``vantage_point="*"`` means any agent that reads the topic.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TaskKind = Literal["traceroute", "dns", "mda"]
+Protocol = Literal["udp", "icmp", "tcp"]
+ANY_VANTAGE_POINT = "*"
+
+
+class ProbeTask(BaseModel):
+    """One measurement for one vantage point.
+
+    * ``traceroute`` / ``mda``: ``target`` is a hostname or address; ``af`` picks the
+      family when a name is resolved; ``paris_id`` is the flow id (traceroute) or the first
+      flow id (mda); ``options`` may hold ``max_hops``, ``timeout_s``, ``packets``,
+      ``confidence`` (mda: 0.95 or 0.99), ``size``.
+    * ``dns``: ``target`` is the name to resolve; ``options`` may hold ``resolvers`` (list
+      of addresses; default: the vantage point's configured or system resolvers) and
+      ``query_types`` (default ``["A", "AAAA"]``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task_id: str = Field(min_length=1, max_length=200)
+    kind: TaskKind
+    target: str = Field(min_length=1, max_length=255)
+    protocol: Protocol = "udp"
+    af: Literal[4, 6] = 4
+    paris_id: int = Field(default=0, ge=0, le=4095)
+    vantage_point: str = ANY_VANTAGE_POINT
+    msm_id: int = Field(default=0, ge=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def for_vantage_point(self, name: str) -> bool:
+        return self.vantage_point in (ANY_VANTAGE_POINT, name)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ProbeTask:
+        return cls.model_validate_json(data)

@@ -1,0 +1,1 @@
+"""Loopback fakes of external services (real protocols, recorded real data)."""
