@@ -8,7 +8,7 @@ export GRENSWACHT_CACHE ?= $(HOME)/.cache/grenswacht
 SHARED_ATLAS ?= ../shared/data/atlas
 APT_PACKAGES := scamper iproute2 nftables
 
-.PHONY: setup system-deps run demo test test-fast lint kafka kafka-stop helm-check bench clean
+.PHONY: setup system-deps run demo test test-fast lint docs kafka kafka-stop helm-check bench clean
 
 setup: $(VENV)/.installed
 
@@ -29,9 +29,13 @@ system-deps:
 # The main job on the embedded default: ingest the bundled real RIPE Atlas results, then
 # run the embedded process (bus, ingest, endpoint; scheduler/probe when configured).
 run: setup
-	$(BIN)/grenswacht ingest tests/fixtures/atlas/traceroute tests/fixtures/atlas/dns \
+	$(BIN)/grenswacht --config examples/grenswacht.toml ingest tests/fixtures/atlas/traceroute tests/fixtures/atlas/dns \
 	  tests/fixtures/atlas/ping tests/fixtures/atlas/bulk_samples
-	$(BIN)/grenswacht run
+	$(BIN)/grenswacht --config examples/grenswacht.toml run
+
+# The whole flow offline against a loopback RIPE Atlas serving recorded real results.
+demo: setup
+	bash tools/demo.sh
 
 # Everything the tests need, then the whole suite against a real Kafka broker.
 test: setup system-deps
@@ -46,6 +50,11 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Regenerate the generated references (tests/test_docs.py checks they are current).
+docs: setup
+	$(BIN)/typer grenswacht.cli utils docs --name grenswacht --output docs/cli.md
+	$(BIN)/python tools/settings_doc.py
 
 kafka: setup
 	$(BIN)/python tools/kafka/broker.py fetch

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import gzip
+import logging
 import sys
 import tempfile
 import time

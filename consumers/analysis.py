@@ -150,7 +150,28 @@ class AnalysisLoop:
     def _on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
         self.process_settled(time.monotonic(), force=True)
 
+    def catch_up(self) -> int:
+        """Queue every window holding traceroutes without a path verdict (results ingested
+        while no analysis ran: ``grenswacht ingest`` into a stopped store, a crash)."""
+        rows = self.storage.query(
+            "SELECT DISTINCT intDiv(toUnixTimestamp(timestamp), {w:UInt32}) * {w:UInt32} "
+            "FROM traceroute_hops WHERE destination_address != '' AND (source, measurement_id, "
+            "probe_id, timestamp) NOT IN (SELECT source, measurement_id, probe_id, timestamp "
+            "FROM path_verdicts)",
+            {"w": self.window_s},
+        ).rows
+        for (window,) in rows:
+            self._pending.setdefault(int(window), -float("inf"))
+        return len(rows)
+
     def run(self, stop: threading.Event) -> None:
+        try:
+            queued = self.catch_up()
+        except GrenswachtError as exc:
+            log.warning("catching up on unanalysed windows failed: %s", exc)
+        else:
+            if queued:
+                log.info("analysing %d window(s) ingested earlier", queued)
         while not stop.is_set():
             self.poll_once()
         self.process_settled(time.monotonic(), force=True)

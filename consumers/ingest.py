@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from consumers.metrics import DEAD_LETTERS, FLUSH_SECONDS, RESULTS_INGESTED
 from consumers.storage import Storage
 from schemas import topics
 from schemas.bus import Bus, Message, TopicPartition, next_offsets
@@ -160,7 +161,8 @@ class ResultSink:
         for table in TABLE_COLUMNS:
             if self.batch.rows(table):
                 columns = dict(zip(TABLE_COLUMNS[table], self.batch.columns(table), strict=True))
-                self.storage.insert(table, columns, dedup_token=token)
+                with FLUSH_SECONDS.labels(table).time():
+                    self.storage.insert(table, columns, dedup_token=token)
         if self.dead:
             columns = dict(zip(DEAD_LETTER_COLUMNS, zip(*self.dead, strict=True), strict=True))
             self.storage.insert("dead_letters", columns, dedup_token=token)
@@ -171,6 +173,10 @@ class ResultSink:
                                      key=str(record["topic"]).encode())
                 self.bus.flush()
         offsets = next_offsets(self.messages)
+        for source, kind, *_ in self.batch.tables["raw_results"]:
+            RESULTS_INGESTED.labels(source, kind).inc()
+        for row in self.dead:
+            DEAD_LETTERS.labels(row[5]).inc()
         self.stats.results += self.batch.results
         for table in TABLE_COLUMNS:
             self.stats.rows[table] += self.batch.rows(table)

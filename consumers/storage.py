@@ -84,12 +84,18 @@ class Storage:
     def is_embedded(self) -> bool:
         return self.dsn.startswith("chdb:")
 
-    def migrate(self) -> list[str]:
-        """Apply every DDL file not yet recorded; return the names applied now."""
-        self.command(
+    def migrate(self, *, cluster: str | None = None, database: str | None = None) -> list[str]:
+        """Apply every DDL file not yet recorded; return the names applied now. With
+        ``cluster``, the replicated + distributed variants (consumers/ddl_cluster.py)."""
+        from consumers.ddl_cluster import ClusterTarget, cluster_migration, cluster_statements
+
+        target = ClusterTarget(cluster, database) if cluster else None
+        ledger = (
             f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name String, "
             "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY name"
         )
+        for statement in cluster_statements([ledger], target) if target else [ledger]:
+            self.command(statement)
         done = {row[0] for row in self.query(
             f"SELECT name FROM {MIGRATIONS_TABLE}"  # noqa: S608 - a constant, no input
         ).rows}
@@ -97,7 +103,8 @@ class Storage:
         for name, sql in migration_files():
             if name in done:
                 continue
-            for statement in split_statements(sql):
+            statements = cluster_migration(sql, target) if target else split_statements(sql)
+            for statement in statements:
                 self.command(statement)
             self.insert(MIGRATIONS_TABLE, {"name": [name]})
             applied.append(name)

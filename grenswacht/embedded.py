@@ -18,13 +18,16 @@ from typing import Any, Protocol
 
 import orjson
 
+from consumers.alerts import create_component as create_alerts_component
 from consumers.ingest import IngestConsumer
+from consumers.metrics import CONSUMER_LAG
 from consumers.storage import Storage, dsn_tag, open_storage
 from grenswacht import __version__
+from grenswacht.commands.common import open_configured_bus
 from grenswacht.server import Endpoint
 from grenswacht.settings import Settings
 from schemas import topics
-from schemas.bus import Bus, open_bus
+from schemas.bus import Bus
 from schemas.errors import BusError, GrenswachtError
 
 log = logging.getLogger(__name__)
@@ -154,12 +157,21 @@ class ProbeComponent:
         return dict(self.agent.health())
 
 
+def _alerts_component(app: Embedded) -> Component | None:
+    """consumers.alerts when a delivery channel is configured (docs/alerts.md)."""
+    if not app.settings.alerts.channels:
+        return None
+    return create_alerts_component(app.settings.alerts, app.storage, app.open_bus(),
+                                   jurisdiction=app.settings.jurisdiction)
+
+
 ComponentFactory = Callable[["Embedded"], Component | None]
 COMPONENT_FACTORIES: dict[str, ComponentFactory] = {
     "ingest": IngestComponent,
     "analysis": AnalysisComponent,
     "scheduler": SchedulerComponent.create,
     "probe": ProbeComponent.create,
+    "alerts": _alerts_component,
 }
 
 
@@ -187,14 +199,9 @@ class Embedded:
         return self._storage
 
     def open_bus(self) -> Bus:
-        bus = open_bus(self.settings.bus, **self._bus_options())
+        bus = open_configured_bus(self.settings)
         self._buses.append(bus)
         return bus
-
-    def _bus_options(self) -> dict[str, Any]:
-        kafka = getattr(self.settings, "kafka", None)
-        return {"settings": kafka} if kafka is not None and self.settings.bus.startswith(
-            "kafka:") else {}
 
     @property
     def state_file(self) -> Path:
@@ -261,6 +268,7 @@ class Embedded:
         broker = getattr(self._producer, "broker", None)
         if broker is not None:
             lag = broker.lag(self.settings.ingest.group, topics.RESULTS)
+            CONSUMER_LAG.labels(topics.RESULTS, "all", self.settings.ingest.group).set(lag)
         return {
             "version": __version__,
             "pid": os.getpid(),
@@ -271,6 +279,12 @@ class Embedded:
             "errors": dict(self.errors),
             "results_lag": lag,
         }
+
+    def metrics(self) -> tuple[bytes, str]:
+        from grenswacht.health import metrics_payload
+
+        self.status()  # refreshes the lag gauge
+        return metrics_payload()
 
     def sql(self, sql: str, max_rows: int = 0) -> dict[str, Any]:
         limit = min(max_rows or self.settings.server.max_rows, self.settings.server.max_rows)

@@ -20,7 +20,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from consumers.alerts.settings import AlertSettings
 from consumers.enrich.settings import JurisdictionSettings
+from grenswacht.health import MetricsSettings
 from probes.settings import ProbeSettings
 from scheduler.settings import AtlasSettings
 from schemas.bus.kafka_settings import KafkaSettings
@@ -71,7 +73,9 @@ class Settings(BaseSettings):
     atlas: AtlasSettings = Field(default_factory=AtlasSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     jurisdiction: JurisdictionSettings = Field(default_factory=JurisdictionSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @property
     def storage_dsn(self) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from probes.context import RunContext
+from probes.metrics import PROBES_RUN
 from probes.runners import RUNNERS, Runner
 from probes.safety import TargetRateLimiter
 from probes.settings import ProbeSettings
@@ -103,11 +104,14 @@ class Agent:
             results = self.runners[task.kind](task, self.context)
         except TargetNotAllowed as exc:
             self._record_error(f"{task.task_id}: {exc}", tasks_refused=1)
+            PROBES_RUN.labels(task.kind, self.settings.name, "refused").inc()
             return []
         except (GrenswachtError, OSError) as exc:
             self._record_error(f"{task.task_id}: {exc}", tasks_failed=1)
+            PROBES_RUN.labels(task.kind, self.settings.name, "failed").inc()
             return []
         self._count(tasks_done=1)
+        PROBES_RUN.labels(task.kind, self.settings.name, "done").inc()
         return results
 
     def _record_error(self, message: str, **increments: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from scheduler.atlas import create_body
 from scheduler.collector import Collector, StateFile
 from scheduler.inventory import load_inventory
+from scheduler.metrics import CREDITS_PLANNED, CREDITS_SPENT
 from scheduler.plan import Plan, make_plan
 from scheduler.settings import AtlasSettings
 from schemas.errors import ConfigError
@@ -58,6 +59,10 @@ def apply_plan(plan: Plan, client: MeasurementAPI, settings: AtlasSettings) -> A
         ids = client.create(definitions, request.specs[0].source_dicts(), request.is_oneoff)
         for msm_id, spec in zip(ids, request.specs, strict=True):
             report.created[msm_id] = spec.key
+        if request.is_oneoff:
+            # periodic measurements are charged per result by RIPE Atlas; a one-off's
+            # cost is known when it is created
+            CREDITS_SPENT.inc(sum(s.credits_per_day(settings) for s in request.specs))
     return report
 
 
@@ -71,6 +76,7 @@ def reconcile(
     point the collector at them."""
     existing = client.my_measurements(settings.tag)
     plan = plan_for(settings, existing)
+    CREDITS_PLANNED.set(plan.credits_per_day(settings))
     report = apply_plan(plan, client, settings)
     state.measurements = {**report.kept, **report.created}
     state.save()

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from grenswacht.render import OutputFormat
 from grenswacht.settings import Settings, load_settings
+from schemas.bus import Bus, open_bus
 from schemas.errors import GrenswachtError
 
 console = Console()
@@ -45,6 +46,15 @@ def settings(**overrides: Any) -> Settings:
         return _STATE["settings"]  # type: ignore[no-any-return]
     except GrenswachtError as exc:
         fail(str(exc))
+
+
+def open_configured_bus(cfg: Settings) -> Bus:
+    """The bus named by ``cfg.bus``, with the Kafka security settings when it is Kafka."""
+    return open_bus(cfg.bus, **bus_options(cfg))
+
+
+def bus_options(cfg: Settings) -> dict[str, Any]:
+    return {"settings": cfg.kafka} if cfg.bus.startswith("kafka:") else {}
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

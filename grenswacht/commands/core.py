@@ -215,14 +215,23 @@ def run(
     app.stop()
 
 
-def migrate(storage: StorageOption = None) -> None:
+def migrate(
+    storage: StorageOption = None,
+    cluster: Annotated[str | None, typer.Option(
+        help="ClickHouse cluster name: create replicated tables and Distributed tables "
+             "over them, ON CLUSTER (see docs/data-model.md).")] = None,
+    database: Annotated[str | None, typer.Option(help="Database of the cluster tables.")] = None,
+) -> None:
     """Apply the ClickHouse DDL (schemas/clickhouse/*.sql) that is not applied yet."""
     cfg = settings()
-    store = _open_local(cfg, storage) if storage or not running_endpoint(cfg.data_dir) else None
-    if store is None:
+    if not storage and running_endpoint(cfg.data_dir):
         console.print("grenswacht run is up and migrated the store when it started")
         return
-    applied = store.migrate()
+    try:
+        store = open_storage(storage or cfg.storage_dsn, migrate=False)
+        applied = store.migrate(cluster=cluster, database=database)
+    except GrenswachtError as exc:
+        fail(str(exc))
     console.print(f"schema up to date ({len(applied)} file(s) applied now)")
 
 

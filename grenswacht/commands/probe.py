@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from grenswacht.commands.common import console, err_console, fail, settings
+from grenswacht.commands.common import console, err_console, fail, open_configured_bus, settings
 from probes.settings import ProbeSettings
 from schemas.errors import GrenswachtError
 from schemas.tasks import ProbeTask
@@ -152,15 +152,17 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="Poll the tasks once and exit.")] = False,
 ) -> None:
     """Run the probe agent alone: tasks from the bus (and the local schedule) -> results."""
+    from grenswacht.health import serve
     from probes.agent import Agent
-    from schemas.bus import open_bus
 
     current = settings()
     try:
-        agent = Agent(current.probe, open_bus(current.bus))
+        agent = Agent(current.probe, open_configured_bus(current))
         agent.start()
     except GrenswachtError as exc:
         fail(str(exc))
+    if not once:
+        serve(current.metrics, lambda: True)
     stop = threading.Event()
     if once:
         agent.run_due()

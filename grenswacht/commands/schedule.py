@@ -180,8 +180,9 @@ def register(app: typer.Typer) -> None:
     def schedule_command(config: ConfigOption = None, inventory: InventoryOption = None) -> None:
         """Run the RIPE Atlas scheduler and collector alone (results to the configured bus,
         e.g. Kafka) until interrupted."""
+        from grenswacht.commands.common import open_configured_bus
+        from grenswacht.health import serve
         from scheduler.app import start_scheduler
-        from schemas.bus import open_bus
 
         console = Console(stderr=True)
         try:
@@ -190,10 +191,11 @@ def register(app: typer.Typer) -> None:
                 raise GrenswachtError(
                     "no RIPE Atlas API key: set GRENSWACHT_ATLAS__API_KEY or atlas.api_key_file"
                 )
-            bus = open_bus(settings.bus)
+            bus = open_configured_bus(settings)
             handle = start_scheduler(atlas, bus, settings.data_dir)
         except GrenswachtError as exc:
             raise _fail(exc) from None
+        serve(settings.metrics, handle._thread.is_alive)
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())
         console.print(

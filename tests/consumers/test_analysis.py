@@ -1,0 +1,82 @@
+"""The analysis consumer: new results -> verdicts per window, commit after, catch-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from consumers.analysis import AnalysisLoop
+from consumers.enrich import JurisdictionSettings, open_enricher
+from consumers.ingest import IngestConsumer
+from consumers.storage import Storage
+from grenswacht.files import read_results
+from schemas import topics
+from schemas.bus import TopicPartition, open_bus
+from schemas.bus.memory import broker_for
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "atlas"
+WIKIPEDIA = FIXTURES / "traceroute" / "pierky_msm1033154_wikipedia_esams.jsonl"
+PROBES = FIXTURES / "api" / "pierky_msm1033154_probes_api_v2.json"
+
+
+def _publish(name: str, path: Path) -> int:
+    bus = open_bus(f"memory://{name}")
+    count = 0
+    for record in read_results(path):
+        bus.publish(topics.RESULTS, record.value, key=record.key, headers=record.headers)
+        count += 1
+    bus.close()
+    return count
+
+
+def _loop(storage: Storage, name: str) -> AnalysisLoop:
+    enricher, registry = open_enricher(JurisdictionSettings(atlas_probe_files=[PROBES]))
+    return AnalysisLoop(storage, open_bus(f"memory://{name}"), enricher, registry,
+                        {"wikipedia": ["wikipedia-lb.esams.wikimedia.org"]}, settle_s=5.0)
+
+
+def test_new_results_get_verdicts_and_offsets_are_committed_after(storage: Storage) -> None:
+    name = "t-analysis"
+    published = _publish(name, WIKIPEDIA)
+    IngestConsumer(open_bus(f"memory://{name}"), storage, group="ingest").drain(idle_timeout=0)
+    loop = _loop(storage, name)
+    assert loop.poll_once(timeout=0.1, now=100.0) == published
+    broker = broker_for(name)
+    # not settled yet: nothing computed, nothing committed
+    assert storage.query("SELECT count() FROM path_verdicts").rows == [(0,)]
+    assert broker.lag(loop.group, topics.RESULTS) == published
+    loop.poll_once(timeout=0.1, now=106.0)
+    traces = storage.query("SELECT count() FROM raw_results FINAL WHERE result_type = "
+                           "'traceroute' AND destination != ''").rows[0][0]
+    verdicts = storage.query("SELECT count() FROM path_verdicts FINAL").rows[0][0]
+    assert verdicts > 0 and verdicts <= traces
+    assert broker.lag(loop.group, topics.RESULTS) == 0
+    assert loop.stats.windows >= 1 and loop.stats.paths == verdicts
+    apps = storage.query("SELECT application, path_count FROM application_verdicts FINAL").rows
+    assert len(apps) == loop.stats.windows  # one verdict per application and window
+    assert {a for a, _ in apps} == {"wikipedia"} and sum(n for _, n in apps) == verdicts
+
+
+def test_catch_up_analyses_results_ingested_while_no_analysis_ran(storage: Storage) -> None:
+    name = "t-analysis-catch-up"
+    _publish(name, WIKIPEDIA)
+    IngestConsumer(open_bus(f"memory://{name}"), storage, group="ingest").drain(idle_timeout=0)
+    loop = _loop(storage, "t-analysis-empty")  # a bus that carries none of these results
+    assert loop.catch_up() >= 1
+    loop.process_settled(0.0)
+    assert storage.query("SELECT count() FROM path_verdicts FINAL").rows[0][0] > 0
+    again = _loop(storage, "t-analysis-empty-2")
+    # traces that failed before hop 1 (no destination address) cannot have a path verdict
+    # and are not queued again and again
+    assert again.catch_up() == 0
+
+
+def test_a_pending_window_holds_back_the_commit_of_its_partition(storage: Storage) -> None:
+    loop = _loop(storage, "t-analysis-commit")
+    tp = TopicPartition(topics.RESULTS, 0)
+    loop._spans = {3600: {tp: [5, 8]}, 7200: {tp: [8, 12]}}
+    loop._done = {tp: 12}
+    bus = open_bus("memory://t-analysis-commit")
+    loop.bus = bus
+    bus.subscribe([topics.RESULTS], loop.group)
+    loop._commit_safe()
+    assert broker_for("t-analysis-commit").committed(loop.group, tp) == 5
