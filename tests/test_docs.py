@@ -35,11 +35,11 @@ def test_every_table_is_documented() -> None:
             assert f"### `{table}`" in model, f"{table} ({path.name}) is not in data-model.md"
 
 
-def _commands(group: typer.main.click.Group, prefix: str = "") -> list[str]:
+def _commands(group: typer.main.TyperGroup, prefix: str = "") -> list[str]:
     names = []
     for name, command in group.commands.items():
         full = f"{prefix}{name}"
-        if isinstance(command, typer.main.click.Group):
+        if isinstance(command, typer.main.TyperGroup):
             names.extend(_commands(command, f"{full} "))
         else:
             names.append(full)
@@ -48,7 +48,7 @@ def _commands(group: typer.main.click.Group, prefix: str = "") -> list[str]:
 
 def test_every_cli_command_is_documented() -> None:
     group = typer.main.get_command(app)
-    assert isinstance(group, typer.main.click.Group)
+    assert isinstance(group, typer.main.TyperGroup)
     commands = _commands(group)
     assert "sql" in commands and "ingest" in commands and "run" in commands
     for command in commands:
