@@ -23,6 +23,8 @@ import orjson
 
 from consumers.enrich import Enricher, VantageRegistry
 from consumers.enrich.window import enrich_window
+from consumers.graph import run_window
+from consumers.metrics import FINDINGS
 from consumers.storage import Storage
 from schemas import topics
 from schemas.bus import Bus, Message, TopicPartition
@@ -34,7 +36,22 @@ WindowStep = Callable[
     [Storage, Bus, dt.datetime, dt.datetime, Mapping[str, Sequence[str]]], dict[str, Any]
 ]
 """``(storage, bus, start, end, applications) -> summary``, run after the verdicts."""
-WINDOW_STEPS: dict[str, WindowStep] = {}
+
+
+def graph_step(
+    storage: Storage, bus: Bus, start: dt.datetime, end: dt.datetime,
+    applications: Mapping[str, Sequence[str]],
+) -> dict[str, Any]:
+    """The path graph over the window: load balancers, anycast, US transit -> findings."""
+    findings = run_window(storage, bus, start, end, applications)
+    kinds: dict[str, int] = {}
+    for finding in findings:
+        kinds[finding.kind] = kinds.get(finding.kind, 0) + 1
+        FINDINGS.labels(finding.kind).inc()
+    return {"findings": len(findings), "kinds": kinds}
+
+
+WINDOW_STEPS: dict[str, WindowStep] = {"graph": graph_step}
 
 
 @dataclass
@@ -100,7 +117,15 @@ class AnalysisLoop:
         for verdict, count in summary.classes.items():
             self.stats.classes[verdict] = self.stats.classes.get(verdict, 0) + count
         for name, step in WINDOW_STEPS.items():
-            self.stats.steps[name] = step(self.storage, self.bus, begin, end, self.applications)
+            summary_of_step = step(self.storage, self.bus, begin, end, self.applications)
+            totals = self.stats.steps.setdefault(name, {})
+            for key, value in summary_of_step.items():  # running totals over all windows
+                if isinstance(value, dict):
+                    inner = totals.setdefault(key, {})
+                    for k, v in value.items():
+                        inner[k] = inner.get(k, 0) + v
+                else:
+                    totals[key] = totals.get(key, 0) + value
 
     def poll_once(self, timeout: float = 0.5, *, now: float | None = None) -> int:
         if not self._subscribed:

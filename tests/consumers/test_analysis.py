@@ -54,6 +54,12 @@ def test_new_results_get_verdicts_and_offsets_are_committed_after(storage: Stora
     apps = storage.query("SELECT application, path_count FROM application_verdicts FINAL").rows
     assert len(apps) == loop.stats.windows  # one verdict per application and window
     assert {a for a, _ in apps} == {"wikipedia"} and sum(n for _, n in apps) == verdicts
+    # the path-graph step ran on the same windows and stored what it found
+    found = loop.stats.steps["graph"]["findings"]
+    assert found > 0
+    assert storage.query("SELECT count() FROM findings FINAL").rows == [(found,)]
+    assert set(loop.stats.steps["graph"]["kinds"]) <= {
+        "load_balancer", "route_change", "anycast", "us_transit"}
 
 
 def test_catch_up_analyses_results_ingested_while_no_analysis_ran(storage: Storage) -> None:

@@ -1,0 +1,65 @@
+"""The path graph and its detectors: load balancers, anycast, routes through the US.
+
+Built-in detectors are registered like extensions in :data:`DETECTORS`; each is
+``detect(window) -> list[Finding]`` over a :class:`~consumers.graph.build.Window`.
+:func:`run_window` is what a graph consumer calls after each enrichment window: read the
+window from ClickHouse, run every detector, store and publish the findings.
+See ``docs/graph.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from consumers.enrich import Enricher, VantageRegistry
+from consumers.graph import anycast, load_balancer, us_transit
+from consumers.graph.build import Window, build_graph
+from consumers.graph.findings import publish_findings, read_findings, store_findings
+from consumers.graph.window import read_window, window_from_rows
+from schemas.bus import Bus
+from schemas.findings import Finding
+
+Detector = Callable[[Window], list[Finding]]
+DETECTORS: tuple[Detector, ...] = (load_balancer.detect, anycast.detect, us_transit.detect)
+
+__all__ = [
+    "DETECTORS", "Window", "anycast_addresses", "build_graph", "detect_all",
+    "publish_findings", "read_findings", "read_window", "run_window", "store_findings",
+    "window_from_rows",
+]
+
+
+def detect_all(window: Window, detectors: Sequence[Detector] = DETECTORS) -> list[Finding]:
+    findings: list[Finding] = []
+    for detector in detectors:
+        findings.extend(detector(window))
+    return findings
+
+
+def anycast_addresses(findings: Sequence[Finding]) -> frozenset[str]:
+    """Addresses proven anycast: pass to ``consumers.enrich.window.verdicts_for_paths`` so
+    their paths get the ``anycast`` class and no single-place proof."""
+    return frozenset(f.subject for f in findings if f.kind == "anycast")
+
+
+def run_window(
+    storage: Any,
+    bus: Bus | None,
+    start: dt.datetime,
+    end: dt.datetime,
+    applications: Mapping[str, Sequence[str]] | None = None,
+    *,
+    enricher: Enricher | None = None,
+    registry: VantageRegistry | None = None,
+) -> list[Finding]:
+    """Read [start, end) from storage, run :data:`DETECTORS`, store the findings in the
+    ``findings`` table and publish them on the findings topic (when ``bus`` is given)."""
+    window = read_window(storage, start, end, applications=applications, enricher=enricher,
+                         registry=registry)
+    findings = detect_all(window)
+    store_findings(storage, findings)
+    if bus is not None:
+        publish_findings(bus, findings)
+    return findings

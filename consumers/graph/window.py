@@ -1,0 +1,196 @@
+"""Fill a :class:`~consumers.graph.build.Window` from ClickHouse or from normalised rows.
+
+Hop verdicts come from the ``hop_verdicts`` table the enrichment consumer writes
+(:func:`evidence_from_rows`) or are computed on the spot with ``consumers.enrich``
+(:func:`evidence_from_enricher`, used where nothing was enriched yet: benches, tests,
+``grenswacht graph`` on a fresh store). Vantage positions come from ``vantage_points`` and/or
+a :class:`~consumers.enrich.VantageRegistry`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from consumers.enrich import Enricher, Vantage, VantageRegistry
+from consumers.enrich.window import paths_from_rows, verdicts_for_paths
+from consumers.graph.build import (
+    HopEvidence,
+    TraceKey,
+    Window,
+    dns_from_rows,
+    epoch,
+    mda_from_rows,
+    traces_from_rows,
+)
+
+
+class _Storage(Protocol):
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any: ...
+
+
+# Plain constants (values are bound parameters); one WHERE per table.
+_HOPS_SQL = """
+SELECT source, measurement_id, probe_id, timestamp, vantage_point, destination_address,
+       destination_name, probe_public_address, paris_id, hop, reply_address, is_timeout,
+       rtt_ms
+FROM traceroute_hops FINAL
+WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+  AND (empty({destinations:Array(String)}) OR destination_address IN {destinations:Array(String)}
+       OR lower(trimRight(destination_name, '.')) IN {destinations:Array(String)})
+"""
+_MDA_SQL = """
+SELECT source, measurement_id, probe_id, timestamp, vantage_point, destination_address,
+       destination_name, complete, confidence, ttl, near_address, far_address, flow_ids
+FROM mda_links FINAL
+WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+  AND (empty({destinations:Array(String)}) OR destination_address IN {destinations:Array(String)}
+       OR lower(trimRight(destination_name, '.')) IN {destinations:Array(String)})
+"""
+_DNS_SQL = """
+SELECT source, measurement_id, probe_id, timestamp, vantage_point, response_index,
+       resolver_address, query_class, record_type, section, record_data, nsid,
+       response_time_ms
+FROM dns_answers FINAL
+WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+  AND (empty({destinations:Array(String)}) OR resolver_address IN {destinations:Array(String)})
+"""
+_VERDICTS_SQL = """
+SELECT source, measurement_id, probe_id, timestamp, destination_address, hop, reply_address,
+       vantage_key, rtt_ms, physical_country, physical_confidence, us_possible, bound_km,
+       us_distance_km, legal_country, legal_operator, cloud_act
+FROM hop_verdicts FINAL
+WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+  AND (empty({destinations:Array(String)}) OR destination_address IN {destinations:Array(String)})
+"""
+_VANTAGE_SQL = """
+SELECT vantage_key, latitude, longitude, uncertainty_km, country, basis, confidence
+FROM vantage_points FINAL
+"""
+
+
+def evidence_from_rows(
+    rows: Iterable[Mapping[str, Any]],
+) -> dict[tuple[TraceKey, int, str], HopEvidence]:
+    """``hop_verdicts`` rows -> evidence keyed like the traces' replies."""
+    out: dict[tuple[TraceKey, int, str], HopEvidence] = {}
+    for row in rows:
+        key: TraceKey = (str(row["source"]), int(row["measurement_id"]), int(row["probe_id"]),
+                         epoch(row["timestamp"]), str(row["destination_address"]))
+        out[(key, int(row["hop"]), str(row["reply_address"]))] = HopEvidence(
+            str(row["reply_address"]), int(row["hop"]), row.get("rtt_ms"),
+            str(row.get("vantage_key") or ""), str(row.get("physical_country") or ""),
+            str(row.get("physical_confidence") or ""), row.get("us_possible"),
+            row.get("bound_km"), row.get("us_distance_km"),
+            str(row.get("legal_country") or ""), str(row.get("legal_operator") or ""),
+            bool(row.get("cloud_act")),
+        )
+    return out
+
+
+def evidence_from_enricher(
+    rows: Sequence[Mapping[str, Any]], enricher: Enricher, registry: VantageRegistry,
+    anycast_addresses: frozenset[str] = frozenset(),
+) -> tuple[dict[tuple[TraceKey, int, str], HopEvidence], dict[str, Vantage]]:
+    """Hop verdicts computed with ``consumers.enrich`` for ``traceroute_hops`` rows."""
+    out: dict[tuple[TraceKey, int, str], HopEvidence] = {}
+    vantages: dict[str, Vantage] = {}
+    for result in verdicts_for_paths(paths_from_rows(rows), enricher, registry,
+                                     anycast_addresses):
+        path = result.path
+        key: TraceKey = (path.source, path.measurement_id, path.probe_id, epoch(path.timestamp),
+                         path.destination_address)
+        if result.vantage is not None:
+            vantages[result.vantage.key] = result.vantage
+        for verdict in result.hops:
+            physical, legal, bound = verdict.physical, verdict.legal, verdict.physical.bound
+            out[(key, verdict.record.hop, verdict.record.address)] = HopEvidence(
+                verdict.record.address, verdict.record.hop, verdict.record.rtt_ms,
+                result.vantage.key if result.vantage else "", physical.country,
+                physical.confidence, physical.us_possible,
+                bound.bound_km if bound else None, bound.us_distance_km if bound else None,
+                legal.country, legal.operator, legal.cloud_act,
+            )
+    return out, vantages
+
+
+def window_from_rows(
+    start: dt.datetime,
+    end: dt.datetime,
+    hop_rows: Sequence[Mapping[str, Any]],
+    *,
+    mda_rows: Iterable[Mapping[str, Any]] = (),
+    dns_rows: Iterable[Mapping[str, Any]] = (),
+    enricher: Enricher | None = None,
+    registry: VantageRegistry | None = None,
+    applications: Mapping[str, Sequence[str]] | None = None,
+) -> Window:
+    """A window from normalised rows (``schemas.normalize`` output or query results)."""
+    window = Window(start, end, traces_from_rows(hop_rows), mda_from_rows(mda_rows),
+                    dns_from_rows(dns_rows),
+                    applications={k: list(v) for k, v in (applications or {}).items()})
+    if registry is not None:
+        locate(window, registry)
+    if enricher is not None and registry is not None:
+        window.evidence, vantages = evidence_from_enricher(hop_rows, enricher, registry)
+        window.vantages.update(vantages)
+    return window
+
+
+def locate(window: Window, registry: VantageRegistry) -> None:
+    """Vantage positions for every trace, MDA result and DNS sample of the window."""
+    wanted = [(t.vantage_key, t.probe_id, t.vantage_point, t.probe_public_address)
+              for t in window.traces]
+    wanted += [(m.vantage_key, m.probe_id, m.vantage_point, "") for m in window.mdas]
+    wanted += [(d.vantage_key, d.probe_id, d.vantage_point, d.probe_public_address)
+               for d in window.dns]
+    for key, probe, name, public in wanted:
+        if key not in window.vantages:
+            found = registry.resolve(probe, name, public)
+            if found is not None:
+                window.vantages[key] = found
+
+
+def read_window(
+    storage: _Storage,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    destinations: Sequence[str] = (),
+    applications: Mapping[str, Sequence[str]] | None = None,
+    enricher: Enricher | None = None,
+    registry: VantageRegistry | None = None,
+) -> Window:
+    """Read [start, end) from ClickHouse (optionally only some destinations/hostnames).
+
+    Hop verdicts are read from ``hop_verdicts``; when an ``enricher`` and ``registry`` are
+    given, traces without stored verdicts are enriched on the spot."""
+    parameters = {"start": start, "end": end,
+                  "destinations": [d.lower().rstrip(".") for d in destinations]}
+    hop_rows = storage.query(_HOPS_SQL, parameters).as_dicts()
+    window = window_from_rows(
+        start, end, hop_rows,
+        mda_rows=storage.query(_MDA_SQL, parameters).as_dicts(),
+        dns_rows=storage.query(_DNS_SQL, parameters).as_dicts(),
+        applications=applications,
+    )
+    for row in storage.query(_VANTAGE_SQL).as_dicts():
+        window.vantages[str(row["vantage_key"])] = Vantage(
+            str(row["vantage_key"]), float(row["latitude"]), float(row["longitude"]),
+            float(row["uncertainty_km"]), str(row["country"]), str(row["basis"]),
+            str(row["confidence"]))
+    if registry is not None:
+        locate(window, registry)
+    window.evidence = evidence_from_rows(storage.query(_VERDICTS_SQL, parameters).as_dicts())
+    if enricher is not None and registry is not None:
+        enriched = {t.key for t in window.traces} - {key for key, _h, _a in window.evidence}
+        missing = [r for r in hop_rows if (
+            str(r["source"]), int(r["measurement_id"]), int(r["probe_id"]),
+            epoch(r["timestamp"]), str(r["destination_address"])) in enriched]
+        if missing:
+            computed, vantages = evidence_from_enricher(missing, enricher, registry)
+            window.evidence.update(computed)
+            for key, vantage in vantages.items():
+                window.vantages.setdefault(key, vantage)
+    return window

@@ -1,0 +1,121 @@
+"""``grenswacht findings`` (stored path-graph findings) and ``grenswacht graph`` (draw the
+path graph of an application or destination as SVG / GraphML)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from consumers.enrich import open_enricher
+from consumers.graph import read_findings, read_window
+from consumers.graph.draw import write_graphml, write_svg
+from consumers.storage import open_storage
+from consumers.verdicts import FORWARD_ONLY_NOTE
+from grenswacht.client import remote_sql, running_endpoint
+from grenswacht.commands.common import FormatOption, StorageOption, console, fail, settings
+from grenswacht.render import OutputFormat, print_rows
+from schemas.errors import GrenswachtError
+from schemas.findings import FINDING_KINDS, Finding
+
+COLUMNS = ("kind", "confidence", "destination_address", "subject", "window_end", "summary")
+
+
+_REMOTE_SQL = (
+    "SELECT finding_id, kind, destination_address, subject, destination_name, applications, "
+    "vantage_keys, window_start, window_end, confidence, summary, evidence FROM findings "
+    "FINAL WHERE_KINDS ORDER BY window_end DESC LIMIT 1000"
+)
+
+
+def _stored(kinds: list[str], storage: str | None) -> list[Finding]:
+    cfg = settings()
+    url = None if storage else running_endpoint(cfg.data_dir)
+    if url is None:
+        return read_findings(open_storage(storage or cfg.storage_dsn), kinds)
+    # the endpoint takes no parameters: kinds are checked against FINDING_KINDS first
+    where = f"WHERE kind IN ({', '.join(repr(k) for k in kinds)})" if kinds else ""
+    sql = _REMOTE_SQL.replace("WHERE_KINDS", where)
+    answer = remote_sql(url, sql)
+    out = []
+    for row in answer["rows"]:
+        record = dict(zip(answer["columns"], row, strict=True))
+        record["evidence"] = json.loads(record["evidence"] or "{}")
+        out.append(Finding.model_validate(record))
+    return out
+
+
+def findings(
+    kind: Annotated[list[str] | None, typer.Option(
+        "--kind", help="load_balancer, route_change, anycast or us_transit (repeatable).")] = None,
+    fmt: FormatOption = OutputFormat.table,
+    storage: StorageOption = None,
+) -> None:
+    """List the findings of the path-graph detectors (load balancers, anycast, US transit)."""
+    kinds = kind or []
+    unknown = [k for k in kinds if k not in FINDING_KINDS]
+    if unknown:
+        fail(f"unknown kind {', '.join(unknown)}: use {', '.join(FINDING_KINDS)}")
+    try:
+        found = _stored(kinds, storage)
+    except GrenswachtError as exc:
+        fail(str(exc))
+    if fmt is OutputFormat.json:
+        print(json.dumps([f.model_dump(mode="json") for f in found], indent=2))
+        return
+    rows = [[f.kind, f.confidence, f.destination_address, f.subject,
+             f.window_end.isoformat(), f.summary] for f in found]
+    print_rows(console, COLUMNS, rows, fmt, title=f"{len(found)} findings")
+    if fmt is OutputFormat.table:
+        console.print(FORWARD_ONLY_NOTE, style="dim")
+
+
+def _hostnames(store: Any, target: str) -> list[str]:
+    rows = store.query("SELECT hostnames FROM applications FINAL WHERE application = {a:String}",
+                       {"a": target}).rows
+    return [str(h) for h in rows[0][0]] if rows else [target]
+
+
+def graph(
+    target: Annotated[str, typer.Argument(help="Application name, hostname or address.")],
+    svg: Annotated[Path | None, typer.Option("--svg", help="Write the graph as SVG.")] = None,
+    graphml: Annotated[Path | None, typer.Option("--graphml", help="Write GraphML.")] = None,
+    days: Annotated[float, typer.Option("--days", help="Window: the last N days "
+                                        "(0 = everything stored).")] = 0,
+    storage: StorageOption = None,
+) -> None:
+    """Draw the path graph towards an application or destination (hops coloured by
+    physical country, marked by legal operator; diamonds and US hops stand out)."""
+    if svg is None and graphml is None:
+        fail("give --svg FILE and/or --graphml FILE")
+    cfg = settings()
+    end = dt.datetime.now(dt.UTC)
+    start = end - dt.timedelta(days=days) if days else dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    try:
+        store = open_storage(storage or cfg.storage_dsn)
+        enricher, registry = open_enricher(cfg.jurisdiction)
+        names = _hostnames(store, target)
+        window = read_window(store, start, end, destinations=names,
+                             enricher=enricher, registry=registry)
+    except GrenswachtError as exc:
+        fail(str(exc))
+    if not window.traces and not window.mdas:
+        fail(f"no traceroute or MDA result towards {target} in the window")
+    from consumers.graph.build import build_graph
+
+    path_graph = build_graph(window.traces, window.mdas, window.address_evidence())
+    title = f"{target}: {len(window.traces)} traceroutes, {len(window.mdas)} MDA results"
+    if svg is not None:
+        write_svg(path_graph, svg, title)
+    if graphml is not None:
+        write_graphml(path_graph, graphml)
+    console.print(f"{path_graph.number_of_nodes()} nodes, {path_graph.number_of_edges()} "
+                  f"edges -> {', '.join(str(p) for p in (svg, graphml) if p)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(findings)
+    app.command()(graph)
