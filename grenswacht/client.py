@@ -59,6 +59,10 @@ def remote_status(url: str) -> dict[str, Any]:
     return dict(_call(url, "/status"))
 
 
+def remote_ack(url: str, alert_id: str, by: str, comment: str) -> dict[str, str]:
+    return dict(_call(url, "/alerts/ack", {"alert_id": alert_id, "by": by, "comment": comment}))
+
+
 def remote_ingest(
     url: str, records: list[tuple[bytes, bytes | None, tuple[tuple[str, bytes], ...]]]
 ) -> int:

@@ -292,6 +292,19 @@ class Embedded:
         return {"columns": result.column_names, "types": result.column_types,
                 "rows": result.rows[:limit]}
 
+    def ack_alert(self, alert_id: str, by: str, comment: str) -> dict[str, str]:
+        """Acknowledge an alert (a unique id prefix is enough) in the store this process
+        holds; ``grenswacht alerts ack`` calls this through the endpoint."""
+        from consumers.alerts.store import AlertStore
+
+        store = AlertStore(self.storage)
+        found = store.get_alert(alert_id)
+        if found is None:
+            raise GrenswachtError(f"no single alert matches {alert_id!r}")
+        alert, _ = found
+        store.ack(alert.alert_id, by, comment)
+        return {"alert_id": alert.alert_id, "application": alert.application}
+
     def ingest(self, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]) -> int:
         if self._producer is None:
             raise GrenswachtError("the bus is not open yet (start() opens it)")

@@ -7,6 +7,7 @@ run`` holds the chDB directory (chDB allows one process per data directory).
 | GET | ``/healthz`` | | ``ok`` |
 | GET | ``/status`` | | JSON: storage, bus, uptime, components, counters, lag |
 | POST | ``/sql`` | ``{"sql": "...", "max_rows": N}`` | ``{"columns", "types", "rows"}`` |
+| POST | ``/alerts/ack`` | ``{"alert_id", "by", "comment"}`` | ``{"alert_id", "application"}`` |
 | POST | ``/ingest`` | ``{"records": [{"value", "key", "headers"}]}`` | ``{"accepted": N}`` |
 
 Record bytes are base64. Errors answer HTTP 400 with ``{"error": "...", "kind": "..."}``.
@@ -82,6 +83,9 @@ def _handler(backend: Any) -> type[BaseHTTPRequestHandler]:
                     if not isinstance(sql, str):
                         raise ValueError("body needs a 'sql' string")
                     self._send(200, backend.sql(sql, int(body.get("max_rows") or 0)))
+                elif self.path == "/alerts/ack":
+                    self._send(200, backend.ack_alert(str(body["alert_id"]), str(body["by"]),
+                                                      str(body.get("comment", ""))))
                 elif self.path == "/ingest":
                     records = [
                         (

@@ -15,7 +15,7 @@ import typer
 
 from consumers.alerts.store import AlertStore
 from consumers.storage import open_storage
-from grenswacht.client import remote_sql, running_endpoint
+from grenswacht.client import remote_ack, remote_sql, running_endpoint
 from grenswacht.commands.common import FormatOption, StorageOption, console, fail, settings
 from grenswacht.render import OutputFormat, print_rows
 from schemas.alerts import Alert
@@ -125,10 +125,15 @@ def ack(
 ) -> None:
     """Acknowledge an alert (it stays firing until the change goes away)."""
     cfg = settings()
-    if storage is None and running_endpoint(cfg.data_dir) is not None and (
-            cfg.storage_dsn.startswith("chdb:")):
-        fail("grenswacht run holds the embedded store; stop it to acknowledge, or pass "
-             "--storage for a ClickHouse server")
+    url = running_endpoint(cfg.data_dir) if storage is None else None
+    if url is not None:  # grenswacht run holds the store: acknowledge through it
+        try:
+            done = remote_ack(url, alert_id, by or getpass.getuser(), comment)
+        except GrenswachtError as exc:
+            fail(str(exc))
+        console.print(f"acknowledged {done['alert_id']} ({done['application']})",
+                      highlight=False)
+        return
     try:
         store = AlertStore(open_storage(storage or cfg.storage_dsn))
         found = store.get_alert(alert_id)

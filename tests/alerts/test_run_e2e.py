@@ -51,6 +51,13 @@ def test_grenswacht_run_delivers_one_alert_for_a_replayed_change(
         assert status["components"]["alerts"]["delivery"]["delivered"] == 2
         listed = json.loads(gw(env, "alerts", "list", "-f", "json").stdout)
         assert [(a["state"], a["after"]) for a in listed] == [("resolved", "routed_via_us")]
+        # an officer acknowledges it while `run` holds the store: through the endpoint
+        alert_id = got[0]["alert"]["alert_id"]
+        acked = gw(env, "alerts", "ack", alert_id[:8], "-m", "seen, asked the supplier")
+        assert alert_id in acked.stdout
+        acks = json.loads(gw(env, "sql", "SELECT alert_id, comment FROM alert_acks FINAL",
+                             "-f", "json").stdout)
+        assert acks == [{"alert_id": alert_id, "comment": "seen, asked the supplier"}]
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
