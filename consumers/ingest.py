@@ -140,6 +140,12 @@ class ResultSink:
             payload.decode("utf-8", "replace"),
         ))
 
+    def discard(self) -> None:
+        """Forget the buffer without writing it (its offsets were not committed)."""
+        self.batch.clear()
+        self.dead.clear()
+        self.messages.clear()
+
     def dedup_token(self) -> str:
         """(topic, partition, first offset, last offset) of every partition in the batch."""
         spans: dict[TopicPartition, list[int]] = {}
@@ -185,9 +191,7 @@ class ResultSink:
             reasons = self.stats.dead_letter_reasons
             reasons[row[5]] = reasons.get(row[5], 0) + 1
         self.stats.flushes += 1
-        self.batch.clear()
-        self.dead.clear()
-        self.messages.clear()
+        self.discard()
         return offsets
 
 
@@ -224,9 +228,12 @@ class IngestConsumer:
             self._subscribed = True
 
     def _on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
-        self.flush_and_commit()
+        # no retry loop here (it would hold up the group): if the flush fails, drop the
+        # buffer; nothing of it was committed, so the partitions' next owner reads it again
+        if not self.flush_and_commit(retry=False):
+            self.sink.discard()
 
-    def flush_and_commit(self, *, retry: bool = True) -> None:
+    def flush_and_commit(self, *, retry: bool = True) -> bool:
         """Flush the sink and commit. While storage is unavailable, retry with backoff
         (``retry``) or give up without committing (the messages will come again)."""
         delay = 0.2
@@ -238,7 +245,7 @@ class IngestConsumer:
             except (StorageError, BusError) as exc:
                 if not retry or self.stop_event.is_set():
                     log.error("flush failed (%s); not committed, will be redelivered", exc)
-                    return
+                    return False
                 self.sink.stats.retries += 1
                 wait = getattr(exc, "retry_after", 0.0) if isinstance(exc, BackpressureMixin) else 0
                 wait = min(max(delay, wait), self.retry_max_s)
@@ -247,6 +254,7 @@ class IngestConsumer:
                 delay = min(delay * 2, self.retry_max_s)
         if offsets:
             self.bus.commit(offsets)
+        return True
 
     def poll_once(self, timeout: float = 0.5) -> int:
         """Poll once, buffer what came, flush+commit when due. Returns messages polled."""

@@ -12,6 +12,9 @@ COMMAND_MODULES = (
     "grenswacht.commands.schedule",
     "grenswacht.commands.probe",
     "grenswacht.commands.explain",
+    "grenswacht.commands.consume",
+    "grenswacht.commands.graph",
+    "grenswacht.commands.alerts",
 )
 
 app = typer.Typer(

@@ -69,7 +69,7 @@ class KafkaSettings(BaseModel):
     linger_ms: int = Field(default=5, ge=0, description="Producer batching delay.")
     session_timeout_ms: int = Field(
         default=10_000,
-        ge=6000,
+        ge=1000,
         description="Consumer group session timeout (member declared dead).",
     )
     heartbeat_interval_ms: int = Field(

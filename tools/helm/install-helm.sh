@@ -6,12 +6,12 @@
 #   tools/helm/install-helm.sh            # -> ~/.cache/grenswacht/bin/helm-v3.21.4
 #   HELM=$(tools/helm/install-helm.sh)    # use it
 #
-# Environment: GRENSWACHT_HELM_VERSION (default below), GRENSWACHT_CACHE_DIR
+# Environment: GRENSWACHT_HELM_VERSION (default below), GRENSWACHT_CACHE
 # (default ${XDG_CACHE_HOME:-~/.cache}/grenswacht). A helm already in the cache is reused.
 set -euo pipefail
 
 HELM_VERSION="${GRENSWACHT_HELM_VERSION:-v3.21.4}"
-CACHE_DIR="${GRENSWACHT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/grenswacht}"
+CACHE_DIR="${GRENSWACHT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/grenswacht}"
 BIN_DIR="$CACHE_DIR/bin"
 TARGET="$BIN_DIR/helm-$HELM_VERSION"
 

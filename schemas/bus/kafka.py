@@ -1,0 +1,476 @@
+"""``kafka://host:port[,host:port]``: the Bus on Apache Kafka, with kafka-python.
+
+The only module that imports kafka-python; every kafka-python exception becomes a
+:class:`~schemas.errors.BusError` here (:func:`map_kafka_error`).
+
+* Producer: ``acks=all``, idempotence on, bounded retries with backoff, ``delivery_timeout_ms``
+  as the outer bound; :meth:`KafkaBus.flush` raises if any queued message failed.
+* Consumer: one consumer group member, no auto-commit, ``auto_offset_reset=earliest``.
+  kafka-python 3 runs its network loop (heartbeats, rebalances) on an IO thread and calls
+  rebalance listeners there, where blocking client calls are not allowed. So the
+  ``on_revoke`` callback runs on that thread, a :meth:`KafkaBus.commit` made from inside it
+  is collected, and the listener awaits that commit before the partitions are given up.
+  An exception raised by ``on_revoke`` comes out of the next :meth:`KafkaBus.poll`
+  unchanged; the partitions may then come back to this member at their old positions, so
+  the caller calls :meth:`KafkaBus.seek_to_committed`, as after any failed flush.
+* Topics: :data:`schemas.topics.DEFAULT_TOPIC_SPECS` (plus any ``topics=`` given) are created
+  when the bus is opened, with partitions and replication from :class:`KafkaSettings`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import kafka.errors as kerrors
+from kafka import KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
+from kafka.net.compat import KafkaNetClient
+from kafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+
+from schemas.bus.base import Bus, Message, RevokeCallback, Subscription, TopicPartition
+from schemas.bus.kafka_settings import KafkaSettings
+from schemas.errors import BusBackpressure, BusClosed, BusError, ConfigError, GrenswachtError
+from schemas.topics import DEFAULT_TOPIC_SPECS, MAX_MESSAGE_BYTES, TopicSpec
+
+__all__ = [
+    "BusAuthError", "BusUnavailable", "CommitFailed", "KafkaBus", "MessageTooLarge",
+    "map_kafka_error", "open_kafka_bus", "parse_kafka_url",
+]
+
+DEFAULT_PORT = 9092
+
+
+class BusUnavailable(BusBackpressure):
+    """The brokers cannot be reached or did not answer in time; retry later."""
+
+
+class BusAuthError(BusError):
+    """Authentication (TLS, SASL) or authorization failed."""
+
+
+class MessageTooLarge(BusError):
+    """A message is larger than :data:`schemas.topics.MAX_MESSAGE_BYTES` or the broker's limit."""
+
+
+class CommitFailed(BusError):
+    """The offsets could not be committed (usually: the group rebalanced meanwhile)."""
+
+
+def map_kafka_error(exc: BaseException, what: str) -> GrenswachtError:
+    """The one mapping of kafka-python exceptions onto our tree."""
+    if isinstance(exc, GrenswachtError):
+        return exc
+    text = f"{what}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, kerrors.MessageSizeTooLargeError):
+        return MessageTooLarge(text)
+    if isinstance(exc, kerrors.SaslAuthenticationFailedError | kerrors.AuthorizationError):
+        return BusAuthError(text)
+    if isinstance(
+        exc,
+        kerrors.CommitFailedError | kerrors.RebalanceInProgressError
+        | kerrors.IllegalGenerationError | kerrors.UnknownMemberIdError,
+    ):
+        return CommitFailed(text)
+    if isinstance(exc, kerrors.RetriableError | OSError | TimeoutError):
+        return BusUnavailable(text, retry_after=1.0)
+    if isinstance(exc, kerrors.KafkaError):
+        return BusError(text)
+    return BusError(text)
+
+
+def parse_kafka_url(url: str) -> list[str]:
+    """``kafka://h1:p1,h2:p2`` -> ``["h1:p1", "h2:p2"]`` (port 9092 if left out)."""
+    if not url.startswith("kafka://"):
+        raise ConfigError(f"not a kafka:// URL: {url!r}")
+    rest = url[len("kafka://"):].split("/", 1)[0].split("?", 1)[0]
+    servers = []
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        host, sep, port = part.rpartition(":")
+        if not sep or "]" in port:
+            host, port = part, str(DEFAULT_PORT)
+        if not host or not port.isdigit():
+            raise ConfigError(f"bad broker address {part!r} in {url!r}: use host:port")
+        servers.append(f"{host}:{port}")
+    if not servers:
+        raise ConfigError(f"no broker in {url!r}: use kafka://host:port[,host:port]")
+    return servers
+
+
+def open_kafka_bus(
+    url: str,
+    *,
+    settings: KafkaSettings | None = None,
+    topics: Sequence[TopicSpec] = (),
+    **fields: Any,
+) -> KafkaBus:
+    """Open a Kafka bus: connect the producer and create missing topics.
+
+    ``settings`` is the ``[kafka]`` settings table; keyword ``fields`` override single
+    settings (``security_protocol="SASL_SSL"``, ...). ``topics`` are created besides the
+    grenswacht topics.
+    """
+    servers = parse_kafka_url(url)
+    try:
+        base = (settings or KafkaSettings()).model_dump()
+        merged = KafkaSettings.model_validate({**base, **fields}) if fields else (
+            settings or KafkaSettings())
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"] for e in exc.errors())
+        raise ConfigError(f"invalid kafka settings: {problems}") from exc
+    bus = KafkaBus(servers, merged, topics=(*DEFAULT_TOPIC_SPECS, *topics))
+    bus.open()
+    return bus
+
+
+class _RevokeListener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, bus: KafkaBus) -> None:
+        self._bus = bus
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._bus._on_revoked(revoked, lost=False)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+    async def on_partitions_lost(self, lost: Any) -> None:
+        await self._bus._on_revoked(lost, lost=True)
+
+
+class _TrackedClients:
+    """kafka-python's ``kafka_client`` factory, remembering what it built: a producer,
+    consumer or admin client whose constructor fails (no broker, bad credentials) leaves
+    its network client open, and only we can close it."""
+
+    def __init__(self) -> None:
+        self.clients: list[Any] = []
+
+    def __call__(self, **config: Any) -> Any:
+        client = KafkaNetClient(**config)
+        self.clients.append(client)
+        return client
+
+    def close_all(self) -> None:
+        for client in self.clients:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001, S110 - best effort after a failed open
+                pass
+        self.clients.clear()
+
+
+def _construct(factory: Any, **config: Any) -> Any:
+    """Build a kafka-python client; on failure close its half-open network client."""
+    tracked = _TrackedClients()
+    try:
+        return factory(kafka_client=tracked, **config)
+    except BaseException:
+        tracked.close_all()
+        raise
+
+
+class KafkaBus(Bus):
+    """A producer and (after :meth:`subscribe`) one consumer group member."""
+
+    def __init__(
+        self,
+        servers: Sequence[str],
+        settings: KafkaSettings,
+        *,
+        topics: Sequence[TopicSpec] = DEFAULT_TOPIC_SPECS,
+    ) -> None:
+        self.servers = list(servers)
+        self.settings = settings
+        self.topics = tuple(topics)
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._subscription: Subscription | None = None
+        self._failures: list[BaseException] = []
+        self._closed = False
+        self._listener_thread: threading.Thread | None = None
+        self._revoke_commits: dict[TopicPartition, int] = {}
+        self._listener_error: BaseException | None = None
+
+    # -- setup ----------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect the producer and create missing topics (the I/O of ``open_kafka_bus``)."""
+        options = self.settings.client_options()
+        self._check_reachable()
+        try:
+            self._producer = _construct(
+                KafkaProducer,
+                bootstrap_servers=self.servers,
+                acks="all",
+                enable_idempotence=True,
+                retries=self.settings.retries,
+                delivery_timeout_ms=self.settings.delivery_timeout_ms,
+                linger_ms=self.settings.linger_ms,
+                batch_size=256 * 1024,
+                max_block_ms=self.settings.request_timeout_ms,
+                **options,
+            )
+            if self.settings.create_topics:
+                self.ensure_topics(self.topics)
+        except Exception as exc:  # noqa: BLE001 - the seam maps everything kafka-python raises
+            self._close_quietly()
+            raise map_kafka_error(exc, f"cannot open kafka://{','.join(self.servers)}") from exc
+
+    def _check_reachable(self) -> None:
+        """Fail fast, with the reason, when no bootstrap server accepts a TCP connection
+        (kafka-python would retry until its bootstrap timeout and leak the sockets)."""
+        problems = []
+        timeout = min(self.settings.connect_timeout_ms / 1000, 5.0)
+        for server in self.servers:
+            host, _, port = server.rpartition(":")
+            try:
+                with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                    return
+            except OSError as exc:
+                problems.append(f"{server}: {exc.strerror or exc}")
+        raise BusUnavailable(
+            f"no Kafka broker reachable at kafka://{','.join(self.servers)} "
+            f"({'; '.join(problems)})",
+            retry_after=1.0,
+        )
+
+    def ensure_topics(self, specs: Sequence[TopicSpec]) -> list[str]:
+        """Create the topics of ``specs`` that do not exist yet; return their names."""
+        admin = _construct(
+            KafkaAdminClient, bootstrap_servers=self.servers, **self.settings.client_options()
+        )
+        try:
+            existing = set(admin.list_topics())
+            wanted: dict[str, dict[str, Any]] = {}
+            for spec in specs:
+                if spec.name in existing or spec.name in wanted:
+                    continue
+                configs = {"retention.ms": str(spec.retention_ms)}
+                if spec.compacted:
+                    configs["cleanup.policy"] = "compact"
+                wanted[spec.name] = {
+                    "num_partitions": self.settings.partitions_for(spec.name, spec.partitions),
+                    "replication_factor": self.settings.replication_factor,
+                    "configs": configs,
+                }
+            if wanted:
+                try:
+                    admin.create_topics(wanted, wait_for_metadata=True)
+                except kerrors.TopicAlreadyExistsError:
+                    pass  # created by another process meanwhile
+            return sorted(wanted)
+        finally:
+            admin.close()
+
+    # -- producer -------------------------------------------------------------------
+    def publish(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        self._check_open("publish")
+        if len(value) > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(
+                f"message of {len(value)} bytes exceeds {MAX_MESSAGE_BYTES} bytes"
+            )
+        try:
+            future = self._producer.send(topic, value=value, key=key, headers=list(headers))
+        except Exception as exc:  # noqa: BLE001
+            raise map_kafka_error(exc, f"publish to {topic} failed") from exc
+        future.add_errback(self._failures.append)
+
+    def flush(self, timeout: float | None = None) -> None:
+        self._check_open("flush")
+        try:
+            self._producer.flush(timeout=timeout)
+        except Exception as exc:  # noqa: BLE001
+            raise map_kafka_error(exc, "flush failed") from exc
+        if self._failures:
+            failures, self._failures = self._failures, []
+            error = map_kafka_error(failures[0], f"{len(failures)} message(s) were not delivered")
+            raise error from failures[0]
+
+    # -- consumer -------------------------------------------------------------------
+    def subscribe(
+        self, topics: Sequence[str], group: str, *, on_revoke: RevokeCallback | None = None
+    ) -> None:
+        self._check_open("subscribe")
+        if self._subscription is not None:
+            raise BusError("this bus is already subscribed; open another bus for another group")
+        try:
+            self._consumer = _construct(
+                KafkaConsumer,
+                bootstrap_servers=self.servers,
+                group_id=group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=self.settings.session_timeout_ms,
+                heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
+                max_poll_interval_ms=self.settings.max_poll_interval_ms,
+                fetch_max_wait_ms=100,
+                **self.settings.client_options(),
+            )
+            for topic in topics:
+                # learn the partitions first: a leader without topic metadata assigns
+                # nothing and the group has to rebalance again
+                self._consumer.partitions_for_topic(topic)
+            self._consumer.subscribe(list(topics), listener=_RevokeListener(self))
+        except Exception as exc:  # noqa: BLE001
+            raise map_kafka_error(exc, f"cannot join group {group}") from exc
+        self._subscription = Subscription(tuple(topics), group, on_revoke)
+
+    async def _on_revoked(self, partitions: Any, *, lost: bool) -> None:
+        sub = self._subscription
+        if sub is None or sub.on_revoke is None or not partitions or self._closed:
+            return  # close() leaves the group without a last commit: commit before close
+        revoked = sorted(TopicPartition(tp.topic, tp.partition) for tp in partitions)
+        self._revoke_commits = {}
+        self._listener_thread = threading.current_thread()
+        try:
+            sub.on_revoke(revoked)
+        except BaseException as exc:
+            self._listener_error = exc
+            raise
+        finally:
+            self._listener_thread = None
+        commits, self._revoke_commits = self._revoke_commits, {}
+        if commits and not lost:
+            # Still a member of the old generation here: commit before giving them up.
+            coordinator = self._consumer._coordinator
+            await coordinator._commit_offsets_sync_async(_kafka_offsets(commits))
+
+    def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        consumer = self._check_consumer("poll")
+        try:
+            batches = consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        except Exception as exc:  # noqa: BLE001
+            original, self._listener_error = self._listener_error, None
+            if original is not None and isinstance(original, Exception):
+                if isinstance(original, GrenswachtError):
+                    raise original from exc
+                raise map_kafka_error(original, "on_revoke failed") from original
+            raise map_kafka_error(exc, "poll failed") from exc
+        out: list[Message] = []
+        for records in batches.values():
+            for record in records:
+                out.append(
+                    Message(
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        record.key,
+                        record.value if record.value is not None else b"",
+                        tuple((name, value or b"") for name, value in record.headers or ()),
+                        int(record.timestamp or 0),
+                    )
+                )
+        return out
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        consumer = self._check_consumer("commit")
+        if not offsets:
+            return
+        if self._listener_thread is threading.current_thread():
+            for tp, offset in offsets.items():
+                self._revoke_commits[tp] = max(offset, self._revoke_commits.get(tp, 0))
+            return
+        try:
+            consumer.commit(_kafka_offsets(offsets))
+        except Exception as exc:  # noqa: BLE001
+            raise map_kafka_error(exc, "commit failed") from exc
+
+    def seek_to_committed(self) -> None:
+        consumer = self._check_consumer("seek_to_committed")
+        try:
+            for tp in consumer.assignment():
+                offset = consumer.committed(tp)
+                if offset is None:
+                    consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, offset)
+        except Exception as exc:  # noqa: BLE001
+            raise map_kafka_error(exc, "seek to committed offsets failed") from exc
+
+    def assignment(self) -> list[TopicPartition]:
+        """The partitions this member holds now."""
+        consumer = self._check_consumer("assignment")
+        return sorted(TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment())
+
+    # -- lifecycle ------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        error: BaseException | None = None
+        if self._producer is not None:
+            try:
+                self._producer.flush(timeout=self.settings.delivery_timeout_ms / 1000)
+            except Exception as exc:  # noqa: BLE001
+                error = exc
+            if self._failures and error is None:
+                error = self._failures[0]
+        self._close_quietly()
+        if error is not None:
+            raise map_kafka_error(error, "messages were not delivered before close") from error
+
+    def _close_quietly(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        producer, self._producer = self._producer, None
+        if consumer is not None:
+            try:
+                consumer.close(autocommit=False, timeout_ms=5000)
+            except Exception:  # noqa: BLE001, S110 - leaving the group is best effort
+                pass
+        if producer is not None:
+            try:
+                producer.close(timeout=5)
+            except Exception:  # noqa: BLE001, S110
+                pass
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise BusClosed(f"{what} on a closed bus")
+
+    def _check_consumer(self, what: str) -> Any:
+        self._check_open(what)
+        if self._consumer is None:
+            raise BusError(f"{what} before subscribe")
+        return self._consumer
+
+
+def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[Any, Any]:
+    return {
+        KafkaTopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, "", -1)
+        for tp, offset in offsets.items()
+    }
+
+
+def committed_offsets(
+    url: str, group: str, *, settings: KafkaSettings | None = None
+) -> dict[TopicPartition, int]:
+    """The offsets ``group`` has committed (for status displays, lag and tests)."""
+    servers = parse_kafka_url(url)
+    bus = KafkaBus(servers, settings or KafkaSettings())
+    bus._check_reachable()
+    try:
+        admin = _construct(
+            KafkaAdminClient, bootstrap_servers=servers, **bus.settings.client_options()
+        )
+        try:
+            answer = admin.list_group_offsets({group: None}).get(group, {})
+        finally:
+            admin.close()
+    except Exception as exc:  # noqa: BLE001
+        raise map_kafka_error(exc, f"cannot read the offsets of group {group}") from exc
+    return {
+        TopicPartition(tp.topic, tp.partition): int(meta.offset)
+        for tp, meta in answer.items()
+        if meta.offset is not None and meta.offset >= 0
+    }

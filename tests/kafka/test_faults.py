@@ -1,0 +1,292 @@
+"""Fault tests: real processes, a real broker, >= 20,000 real RIPE Atlas traceroutes.
+
+Each test gets a broker of its own (it may be stopped) and runs the ingest consumer as
+``grenswacht consume ingest`` processes with their own chDB directory; results are read
+back with ``grenswacht sql --storage chdb:///DIR`` in a fresh process. "Exactly the input"
+means: distinct natural keys in ``raw_results`` == distinct results produced, rows after
+FINAL == the rows the normaliser makes of the input, and nothing in ``dead_letters``
+except the poison we sent.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from grenswacht.files import read_results
+from schemas.bus.kafka import committed_offsets
+from schemas.normalize import RowBatch, normalize_into
+from tests.kafka.produce import POISON
+from tools.kafka import broker
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+COUNT = 20_000
+GROUP = "grenswacht-ingest"
+ROOT = Path(__file__).resolve().parents[2]
+GRENSWACHT = [sys.executable, "-m", "grenswacht.cli"]
+
+
+@pytest.fixture(scope="module")
+def bulk_files(shared_atlas: Path) -> list[Path]:
+    folder = shared_atlas / "bulk" / "menog_internet_study"
+    return [folder / f"traceroute_src_{c}.jsonl.gz" for c in ("KW", "IQ", "PS")]
+
+
+@pytest.fixture(scope="module")
+def expected(bulk_files: list[Path]) -> dict[str, int]:
+    """What a perfect ingest of the first COUNT results stores (computed by the normaliser)."""
+    batch = RowBatch()
+    keys = set()
+    seen = 0
+    for path in bulk_files:
+        for record in read_results(path):
+            if seen >= COUNT:
+                break
+            seen += 1
+            result = orjson.loads(record.value)
+            keys.add((result["msm_id"], result["prb_id"], result["timestamp"]))
+            normalize_into(result, batch, source="file", payload=record.value)
+    assert seen == COUNT
+    return {"results": len(keys), "hops": batch.rows("traceroute_hops")}
+
+
+@pytest.fixture()
+def own_broker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    workdir = tmp_path / "broker"
+    state = broker.start(workdir)
+    try:
+        yield f"kafka://{state.bootstrap}", workdir
+    finally:
+        broker.stop(workdir)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    env["GRENSWACHT_DATA_DIR"] = env.get("GRENSWACHT_DATA_DIR", "/nonexistent-gw-data")
+    # a killed member holds its partitions until its session times out
+    env["GRENSWACHT_KAFKA__SESSION_TIMEOUT_MS"] = "3000"
+    env["GRENSWACHT_KAFKA__HEARTBEAT_INTERVAL_MS"] = "1000"
+    return env
+
+
+def start_consumer(url: str, dsn: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [*GRENSWACHT, "consume", "ingest", "--bus", url, "--storage", dsn,
+             "--group", GROUP, "--batch-size", "500", *extra],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=_env(),
+        )
+
+
+def start_producer(url: str, files: list[Path], *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.kafka.produce", url, str(COUNT), *map(str, files),
+         "--flush-every", "1000", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=_env(),
+    )
+
+
+def finish(process: subprocess.Popen[Any], timeout: float = 180) -> str:
+    out, _ = process.communicate(timeout=timeout)
+    text = out if isinstance(out, str) else (out or b"").decode()
+    assert process.returncode == 0, f"exit {process.returncode}:\n{text[-3000:]}"
+    return text
+
+
+def committed(url: str) -> int:
+    try:
+        return sum(committed_offsets(url, GROUP).values())
+    except Exception:  # noqa: BLE001 - broker restarting: no progress to report
+        return -1
+
+
+def drain(url: str, dsn: str, log: Path) -> None:
+    """A last consumer that exits once the topic is drained."""
+    process = start_consumer(url, dsn, log, "--exit-when-idle", "4")
+    process.wait(timeout=240)
+    assert process.returncode == 0, log.read_text()[-3000:]
+
+
+def sql(dsn: str, query: str) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [*GRENSWACHT, "sql", "--storage", dsn, "--format", "json", query],
+        capture_output=True, check=True, cwd=ROOT, env=_env(), timeout=120,
+    )
+    rows: list[dict[str, Any]] = orjson.loads(done.stdout)
+    return rows
+
+
+def stored(dsn: str) -> dict[str, int]:
+    [raw] = sql(dsn, "SELECT count() AS n, uniqExact(measurement_id, probe_id, timestamp) AS k "
+                     "FROM raw_results FINAL")
+    [hops] = sql(dsn, "SELECT count() AS n FROM traceroute_hops FINAL")
+    [dead] = sql(dsn, "SELECT count() AS n FROM dead_letters FINAL")
+    return {"results": int(raw["n"]), "distinct": int(raw["k"]), "hops": int(hops["n"]),
+            "dead_letters": int(dead["n"])}
+
+
+def assert_exactly_the_input(dsn: str, expected: dict[str, int]) -> dict[str, int]:
+    counts = stored(dsn)
+    assert counts["distinct"] == expected["results"], counts
+    assert counts["results"] == expected["results"], counts
+    assert counts["hops"] == expected["hops"], counts
+    return counts
+
+
+def test_kill_9_the_ingest_consumer_five_times(
+    own_broker: tuple[str, Path], bulk_files: list[Path], expected: dict[str, int],
+    tmp_path: Path,
+) -> None:
+    url, _ = own_broker
+    dsn = f"chdb://{tmp_path / 'chdb'}"
+    log = tmp_path / "consumer.log"
+    producer = start_producer(url, bulk_files)
+    rng = random.Random(20260)  # noqa: S311 - kill timing only
+    kills = []
+    for _ in range(5):
+        consumer = start_consumer(url, dsn, log)
+        before = committed(url)
+        deadline = time.monotonic() + 90
+        while committed(url) <= max(before, 0) and time.monotonic() < deadline:
+            assert consumer.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.1, 0.6))  # somewhere inside the next batch
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait(30)
+        kills.append(committed(url))
+    finish(producer)
+    drain(url, dsn, log)
+    counts = assert_exactly_the_input(dsn, expected)
+    assert counts["dead_letters"] == 0
+    assert kills == sorted(kills) and kills[0] < kills[-1], kills
+    print(f"kill -9 x5 at committed offsets {kills}: {counts}")  # noqa: T201
+
+
+def test_broker_stop_and_restart_while_producing(
+    own_broker: tuple[str, Path], bulk_files: list[Path], expected: dict[str, int],
+    tmp_path: Path,
+) -> None:
+    url, workdir = own_broker
+    dsn = f"chdb://{tmp_path / 'chdb'}"
+    log = tmp_path / "consumer.log"
+    consumer = start_consumer(url, dsn, log)
+    producer = start_producer(url, bulk_files)
+    assert producer.stdout is not None
+    lines = []
+    for line in producer.stdout:
+        lines.append(line)
+        if line.startswith("published") and int(line.split()[1]) >= 6000:
+            break
+    assert broker.stop(workdir, timeout=60)
+    time.sleep(3)  # the producer and the consumer retry against a dead broker
+    broker.start(workdir)
+    out = finish(producer)
+    assert f"done {COUNT}" in out
+    consumer.send_signal(signal.SIGTERM)
+    consumer.wait(60)
+    drain(url, dsn, log)
+    counts = assert_exactly_the_input(dsn, expected)
+    assert counts["dead_letters"] == 0
+    print(f"broker restarted after {lines[-1].strip()}: {counts}")  # noqa: T201
+
+
+def _can_mount() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _fill(path: Path) -> None:
+    """Use up every free byte of the file system holding ``path`` (disk full)."""
+    chunk = b"\0" * (1 << 20)
+    with path.open("wb") as out:
+        try:
+            while True:
+                out.write(chunk)
+                out.flush()
+        except OSError:
+            pass
+
+
+@pytest.mark.skipif(not _can_mount(), reason="needs root to mount a small tmpfs")
+def test_storage_unavailable_for_a_while(
+    own_broker: tuple[str, Path], bulk_files: list[Path], expected: dict[str, int],
+    tmp_path: Path,
+) -> None:
+    url, _ = own_broker
+    mount = tmp_path / "store"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1g", "tmpfs", str(mount)], check=True)
+    processes: list[subprocess.Popen[Any]] = []
+    try:
+        dsn = f"chdb://{mount / 'chdb'}"
+        log = tmp_path / "consumer.log"
+        consumer = start_consumer(url, dsn, log)
+        producer = start_producer(url, bulk_files)
+        processes += [consumer, producer]
+        deadline = time.monotonic() + 90
+        while committed(url) < 3000 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        filler = mount / "filler"
+        _fill(filler)  # the store's disk is full: every insert fails
+        frozen = committed(url)
+        time.sleep(6)
+        during = committed(url)
+        filler.unlink()
+        finish(producer)
+        assert consumer.poll() is None, "the consumer died while storage was unavailable"
+        consumer.send_signal(signal.SIGTERM)
+        consumer.wait(60)
+        drain(url, dsn, log)
+        counts = assert_exactly_the_input(dsn, expected)
+        # at most the batch in flight when the disk filled up is committed after it
+        assert during - frozen <= 1000, (frozen, during)
+        assert "retrying" in log.read_text()
+        print(f"store full at committed {frozen}, {during} after 6 s: {counts}")  # noqa: T201
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(30)
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_poison_messages_interleaved(
+    own_broker: tuple[str, Path], bulk_files: list[Path], expected: dict[str, int],
+    tmp_path: Path,
+) -> None:
+    url, _ = own_broker
+    dsn = f"chdb://{tmp_path / 'chdb'}"
+    log = tmp_path / "consumer.log"
+    consumer = start_consumer(url, dsn, log)
+    out = finish(start_producer(url, bulk_files, "--poison-every", "97"))
+    poison = int(out.strip().splitlines()[-1].split()[-1])
+    assert poison == COUNT // 97
+    deadline = time.monotonic() + 120
+    while committed(url) < COUNT + poison and time.monotonic() < deadline:
+        assert consumer.poll() is None, "the consumer stopped on poison"
+        time.sleep(0.2)
+    assert consumer.poll() is None, "the consumer stopped on poison"
+    consumer.send_signal(signal.SIGTERM)
+    consumer.wait(60)
+    counts = assert_exactly_the_input(dsn, expected)
+    assert counts["dead_letters"] == poison
+    reasons = sql(dsn, "SELECT reason, count() AS n, countIf(detail != '') AS explained, "
+                       "countIf(topic = 'grenswacht.results.v1' AND offset >= 0) AS located "
+                       "FROM dead_letters FINAL GROUP BY reason ORDER BY reason")
+    assert sum(int(r["n"]) for r in reasons) == poison
+    assert all(r["reason"] for r in reasons)
+    assert all(int(r["located"]) == int(r["n"]) for r in reasons)
+    assert len(reasons) >= 3, reasons  # not one catch-all reason for five kinds of poison
+    assert len(POISON) == 5
+    print(f"poison {poison}: {reasons}; {counts}")  # noqa: T201
