@@ -164,9 +164,12 @@ class UdpFlowProber:
         deadline = time.monotonic() + self.timeout_s
         while outstanding:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            # past the deadline, one last non-blocking look: answers that arrived in time
+            # but were not read yet (this process was not scheduled) still count
+            events = poller.poll(max(remaining, 0.0) * 1000)
+            if remaining <= 0 and not events:
                 break
-            for fd, _event in poller.poll(remaining * 1000):
+            for fd, _event in events:
                 flow_id = by_fd[fd]
                 for error in read_errors(self._sockets[flow_id], self.family):
                     expected = outstanding.get(flow_id)
