@@ -153,6 +153,11 @@ def classify(diamond: Diamond, seen: list[Observation]) -> Classified | None:
     mixed = [o for o in seen if len(o.label) > 1]
     if len(mixed) >= 2 and len(mixed) >= PER_PACKET_SHARE * len(seen):
         return Classified(diamond, "per_packet", seen)
+    if len(seen) == 1 and mixed:
+        # the only trace of this vantage point: one flow id reached two successors within
+        # a second. Paris traceroute keeps the flow constant, so this is a per-packet
+        # balancer or a route change during the trace; reported, with low confidence
+        return Classified(diamond, "per_packet", seen)
     single = [o for o in seen if len(o.label) == 1]  # a lone mixed trace: a change mid-trace
     labels = [next(iter(o.label)) for o in single]
     if len(set(labels)) < 2:
@@ -299,6 +304,10 @@ def _finding(window: Window, kind: str, destination: str, name: str, divergence:
         evidence["flow_stability"] = round(stability, 3)
         many = all(len(f) >= 2 for f in flows.values()) or "mda" in sources
         confidence = "high" if many or mode == "per_packet" else "medium"
+        if mode == "per_packet" and evidence["observations"] < 2:
+            confidence = "low"
+            evidence["note"] = ("one trace only: one flow id reached several next hops "
+                                "(per-packet balancing, or a route change during the trace)")
         if mode == "per_flow" and stability < STABLE_SHARE:
             confidence = "low"
             evidence["note"] = ("flow ids do not keep their branch: a NAT rewriting ports, "

@@ -133,3 +133,25 @@ def test_us_transit_with_rtt_evidence() -> None:
         assert "crosses the US" in finding.summary
     every = detect_all(window)
     assert {f.finding_id for f in findings} <= {f.finding_id for f in every}
+
+
+def test_wikipedia_single_trace_balancers_are_found_with_low_confidence() -> None:
+    """msm 1033154 (wikipedia-lb.esams, known load balancing): ground truth is every trace
+    where one Paris flow got answers from two interfaces at one hop and the paths meet
+    again (read off the raw results below, independently of the detector)."""
+    lines = list(read_lines(ATLAS / "traceroute" / "pierky_msm1033154_wikipedia_esams.jsonl"))
+    truth = set()
+    for result in lines:
+        hops = [[r["from"] for r in h.get("result", []) if "from" in r and "late" not in r]
+                for h in result["result"]]
+        for index in range(1, len(hops) - 1):
+            if len(set(hops[index])) > 1 and hops[index - 1] and hops[index + 1]:
+                truth.add((result["prb_id"], hops[index - 1][0], hops[index + 1][0]))
+    assert len(truth) >= 4
+    window = window_from_rows(*EVERYTHING, normalized(lines).as_dicts("traceroute_hops"))
+    found = {(int(v.split(":")[1]), f.evidence["divergence"], f.evidence["convergence"])
+             for f in load_balancer.detect(window) for v in f.vantage_keys}
+    assert truth <= found  # recall 1.0 on what one trace can show
+    for finding in load_balancer.detect(window):
+        assert finding.evidence["mode"] == "per_packet"
+        assert finding.confidence in ("low", "high")
