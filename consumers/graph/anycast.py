@@ -164,11 +164,16 @@ def detect(window: Window) -> list[Finding]:
         fragile = len(chosen) >= 2 and proof_rests_on_one_vantage(discs, chosen)
         evidence["proof_rests_on_one_vantage_point"] = fragile
         confidence = "high" if len(chosen) >= 2 and not fragile else "medium"
-        near = _site_words(dutch) if dutch is not None else "unknown"
+        if dutch is None:
+            where = "anycast; no located vantage point tells which site Dutch users reach"
+        elif dutch.vantage.country == "NL":
+            where = f"anycast; the site Dutch users reach is near {_site_words(dutch)}"
+        else:  # say so rather than pass a far-away probe's site off as the Dutch one
+            where = ("anycast; no Dutch vantage point saw it; the one nearest the "
+                     f"Netherlands reaches {_site_words(dutch)}")
         kind_of = "hop" if address not in names and not any(
             s.server_address == address for s in window.dns) else "address"
-        summary = (f"anycast; the site Dutch users reach is near {near}; at least "
-                   f"{evidence['sites_lower_bound']} sites"
+        summary = (f"{where}; at least {evidence['sites_lower_bound']} sites"
                    + (f", named {', '.join(sites[:8])}" if sites else ""))
         findings.append(Finding(
             finding_id=finding_id("anycast", address, window.start, window.end),
