@@ -23,7 +23,7 @@ import orjson
 
 from consumers.enrich import Enricher, VantageRegistry
 from consumers.enrich.window import enrich_window
-from consumers.graph import run_window
+from consumers.graph import anycast_addresses, run_window
 from consumers.metrics import FINDINGS
 from consumers.storage import Storage
 from schemas import topics
@@ -35,7 +35,10 @@ log = logging.getLogger(__name__)
 WindowStep = Callable[
     [Storage, Bus, dt.datetime, dt.datetime, Mapping[str, Sequence[str]]], dict[str, Any]
 ]
-"""``(storage, bus, start, end, applications) -> summary``, run after the verdicts."""
+"""``(storage, bus, start, end, applications) -> summary``, run after the verdicts. A step
+may name anycast destinations under :data:`ANYCAST_KEY`; the window's verdicts are then
+recomputed so those paths get the anycast class."""
+ANYCAST_KEY = "anycast_addresses"
 
 
 def graph_step(
@@ -48,7 +51,8 @@ def graph_step(
     for finding in findings:
         kinds[finding.kind] = kinds.get(finding.kind, 0) + 1
         FINDINGS.labels(finding.kind).inc()
-    return {"findings": len(findings), "kinds": kinds}
+    return {"findings": len(findings), "kinds": kinds,
+            ANYCAST_KEY: sorted(anycast_addresses(findings))}
 
 
 WINDOW_STEPS: dict[str, WindowStep] = {"graph": graph_step}
@@ -116,8 +120,10 @@ class AnalysisLoop:
         self.stats.corrections += summary.corrections
         for verdict, count in summary.classes.items():
             self.stats.classes[verdict] = self.stats.classes.get(verdict, 0) + count
+        anycast: set[str] = set()
         for name, step in WINDOW_STEPS.items():
             summary_of_step = step(self.storage, self.bus, begin, end, self.applications)
+            anycast.update(summary_of_step.pop(ANYCAST_KEY, ()))
             totals = self.stats.steps.setdefault(name, {})
             for key, value in summary_of_step.items():  # running totals over all windows
                 if isinstance(value, dict):
@@ -126,6 +132,9 @@ class AnalysisLoop:
                         inner[k] = inner.get(k, 0) + v
                 else:
                     totals[key] = totals.get(key, 0) + value
+        if anycast:  # the verdicts again, now knowing which destinations are anycast
+            enrich_window(self.storage, begin, end, self.enricher, self.registry,
+                          self.applications, anycast_addresses=frozenset(anycast))
 
     def poll_once(self, timeout: float = 0.5, *, now: float | None = None) -> int:
         if not self._subscribed:

@@ -257,12 +257,15 @@ def enrich_window(
     applications: Mapping[str, Sequence[str]] | None = None,
     *,
     computed_at: dt.datetime | None = None,
+    anycast_addresses: frozenset[str] = frozenset(),
 ) -> WindowSummary:
-    """Compute and store verdicts for every traceroute in [start, end)."""
+    """Compute and store verdicts for every traceroute in [start, end); destinations in
+    ``anycast_addresses`` (found by the path graph) get the anycast class."""
     computed = computed_at or dt.datetime.now(dt.UTC)
     parameters = {"start": start, "end": end}
     rows = storage.query(_HOPS_SQL, parameters).as_dicts()
-    results = verdicts_for_paths(paths_from_rows(rows), enricher, registry)
+    results = verdicts_for_paths(paths_from_rows(rows), enricher, registry,
+                                 anycast_addresses=anycast_addresses)
     summary = WindowSummary(paths=len(results))
     vantages = {r.vantage.key: r.vantage for r in results if r.vantage is not None}
     if vantages:

@@ -39,9 +39,11 @@ def detect_all(window: Window, detectors: Sequence[Detector] = DETECTORS) -> lis
 
 
 def anycast_addresses(findings: Sequence[Finding]) -> frozenset[str]:
-    """Addresses proven anycast: pass to ``consumers.enrich.window.verdicts_for_paths`` so
-    their paths get the ``anycast`` class and no single-place proof."""
-    return frozenset(f.subject for f in findings if f.kind == "anycast")
+    """Addresses proven anycast (high confidence: by physics, not resting on one vantage
+    point's registered position): pass to ``consumers.enrich.window.verdicts_for_paths``
+    so their paths get the ``anycast`` class and no single-place proof."""
+    return frozenset(f.subject for f in findings
+                     if f.kind == "anycast" and f.confidence == "high")
 
 
 def run_window(

@@ -86,3 +86,16 @@ def test_a_pending_window_holds_back_the_commit_of_its_partition(storage: Storag
     bus.subscribe([topics.RESULTS], loop.group)
     loop._commit_safe()
     assert broker_for("t-analysis-commit").committed(loop.group, tp) == 5
+
+
+def test_only_proven_anycast_changes_the_verdict_class(storage: Storage) -> None:
+    """esams is unicast; one probe's wrong registered position gives a *medium* anycast
+    finding (docs/graph.md), which must not turn its paths into the anycast class."""
+    name = "t-analysis-anycast"
+    _publish(name, WIKIPEDIA)
+    IngestConsumer(open_bus(f"memory://{name}"), storage, group="ingest").drain(idle_timeout=0)
+    loop = _loop(storage, name)
+    loop.poll_once(timeout=0.1, now=0.0)
+    loop.process_settled(100.0)
+    assert storage.query("SELECT count() FROM path_verdicts FINAL WHERE verdict = 'anycast'"
+                         ).rows == [(0,)]
