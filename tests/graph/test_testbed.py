@@ -39,7 +39,7 @@ def measure(topology: Topology, af: int, source: str) -> list[dict[str, Any]]:
     context = context_for(topology)
     if source == "mda":
         task = ProbeTask(task_id="m", kind="mda", target=target, af=af,
-                         options={"confidence": 0.95})
+                         options={"confidence": 0.99})
         return run_mda(task, context)
     results = []
     for paris_id in range(FLOWS):
