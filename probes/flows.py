@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from probes.errqueue import (
     IcmpError,
@@ -31,6 +32,10 @@ from probes.errqueue import (
 )
 from probes.safety import Pacer, payload_sequence, probe_payload
 from schemas.errors import ProbeError
+
+if TYPE_CHECKING:
+    from probes.context import RunContext
+    from schemas.tasks import ProbeTask
 
 DEFAULT_SOURCE_PORT_BASE = 33000
 DEFAULT_DESTINATION_PORT = 33435
@@ -215,3 +220,24 @@ class UdpFlowProber:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def target_of(task: ProbeTask, context: RunContext) -> tuple[str, str, int]:
+    """(address, name, address family) of a task's target, checked against the policy."""
+    address, name = context.resolve(task.target, task.af)
+    return address, name, 6 if ":" in address else 4
+
+
+def prober_for(task: ProbeTask, context: RunContext, address: str, af: int) -> UdpFlowProber:
+    """The UDP flow prober a task asks for (timeouts and sizes from the task, else the
+    vantage point's settings)."""
+    settings = context.settings
+    options = task.options
+    return UdpFlowProber(
+        address,
+        af,
+        timeout_s=float(options.get("timeout_s", settings.timeout_s)),
+        payload_size=int(options.get("size", settings.payload_size)),
+        netns=context.netns,
+        pacer=context.pacer,
+    )

@@ -25,7 +25,7 @@ from functools import cache
 from typing import Any
 
 from probes.context import RunContext, now
-from probes.flows import Probe, UdpFlowProber
+from probes.flows import Probe, UdpFlowProber, prober_for, target_of
 from schemas.tasks import ProbeTask
 
 SOURCE = "<source>"
@@ -170,17 +170,9 @@ def run_mda(task: ProbeTask, context: RunContext) -> list[dict[str, Any]]:
     settings = context.settings
     options = task.options
     confidence = float(options.get("confidence", settings.mda_confidence))
-    address, name = context.resolve(task.target, task.af)
-    af = 6 if ":" in address else 4
+    address, name, af = target_of(task, context)
     started = now()
-    with UdpFlowProber(
-        address,
-        af,
-        timeout_s=float(options.get("timeout_s", settings.timeout_s)),
-        payload_size=int(options.get("size", settings.payload_size)),
-        netns=context.netns,
-        pacer=context.pacer,
-    ) as prober:
+    with prober_for(task, context, address, af) as prober:
         run = MdaRun(
             prober,
             address,

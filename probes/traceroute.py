@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from probes.context import RunContext, now
-from probes.flows import Probe, Reply, UdpFlowProber
+from probes.flows import Probe, Reply, UdpFlowProber, prober_for, target_of
 from schemas.tasks import ProbeTask
 
 
@@ -51,17 +51,9 @@ def run_traceroute(task: ProbeTask, context: RunContext) -> list[dict[str, Any]]
     """A :data:`probes.runners.RUNNERS` entry: one Atlas ``traceroute`` result."""
     settings = context.settings
     options = task.options
-    address, name = context.resolve(task.target, task.af)
-    af = 6 if ":" in address else 4
+    address, name, af = target_of(task, context)
     started = now()
-    with UdpFlowProber(
-        address,
-        af,
-        timeout_s=float(options.get("timeout_s", settings.timeout_s)),
-        payload_size=int(options.get("size", settings.payload_size)),
-        netns=context.netns,
-        pacer=context.pacer,
-    ) as prober:
+    with prober_for(task, context, address, af) as prober:
         hops = trace_hops(
             prober,
             task.paris_id,
