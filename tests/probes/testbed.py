@@ -18,9 +18,9 @@ import ipaddress
 import itertools
 import json
 import os
-import zlib
 import shutil
 import subprocess
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
