@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -125,6 +126,7 @@ def _ingest_local(cfg: Settings, storage: str | None, files: list[Path]) -> Inge
 def _ingest_remote(url: str, files: list[Path]) -> dict[str, Any]:
     err_console.print(f"grenswacht run is up at {url}: sending the results to it", style="dim")
     before = _dead_letter_count(url)
+    handled_before = _handled(url)
     sent = 0
     with _progress() as progress:
         for path in files:
@@ -139,7 +141,7 @@ def _ingest_remote(url: str, files: list[Path]) -> dict[str, Any]:
             if chunk:
                 sent += remote_ingest(url, chunk)
             progress.update(task, completed=file_size(path))
-    _wait_for_lag(url)
+    _wait_until_stored(url, handled_before + sent)
     return {"results_sent": sent, "dead_letters": _dead_letter_count(url) - before}
 
 
@@ -147,15 +149,22 @@ def _dead_letter_count(url: str) -> int:
     return int(remote_sql(url, "SELECT count() FROM dead_letters FINAL")["rows"][0][0])
 
 
-def _wait_for_lag(url: str, timeout: float = 600) -> None:
-    stop = threading.Event()
-    waited = 0.0
-    while waited < timeout:
-        status = remote_status(url)
-        if not status.get("results_lag"):
+def _handled(url: str) -> int:
+    """Messages the running ingest component has stored, as results or dead letters."""
+    ingest = remote_status(url).get("components", {}).get("ingest", {})
+    return int(ingest.get("results", 0)) + int(ingest.get("dead_letters", 0))
+
+
+def _wait_until_stored(url: str, target: int, timeout: float = 600) -> None:
+    """Wait until the ingest component has stored ``target`` messages in all (works on
+    every bus: the memory bus's lag and Kafka's committed offsets both lead here)."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while _handled(url) < target:
+        if time.monotonic() > deadline:
+            err_console.print("[yellow]still being stored[/]: check `grenswacht status`")
             return
-        stop.wait(0.2)
-        waited += 0.2
+        pause.wait(0.2)
 
 
 def sql(
