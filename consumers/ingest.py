@@ -30,7 +30,7 @@ from consumers.storage import Storage
 from schemas import topics
 from schemas.bus import Bus, Message, TopicPartition, next_offsets
 from schemas.errors import BackpressureMixin, BusError, ResultError, StorageError
-from schemas.normalize import TABLE_COLUMNS, RowBatch, normalize_into
+from schemas.normalize import RAW_COLUMNS, TABLE_COLUMNS, RowBatch, normalize_into
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ it with this header (value: reason) and the ingest consumer stores it as a dead 
 HEADER_DETAIL = "gw-detail"
 HEADER_PAYLOAD_SIZE = "gw-payload-size"
 MAX_DEAD_LETTER_PAYLOAD = 1_000_000
+_RAW_SOURCE = RAW_COLUMNS.index("source")
+_RAW_TYPE = RAW_COLUMNS.index("result_type")
 DEAD_LETTER_COLUMNS = (
     "source", "origin", "topic", "partition", "offset", "reason", "detail", "payload_size",
     "payload_sha256", "payload",
@@ -179,8 +181,8 @@ class ResultSink:
                                      key=str(record["topic"]).encode())
                 self.bus.flush()
         offsets = next_offsets(self.messages)
-        for source, kind, *_ in self.batch.tables["raw_results"]:
-            RESULTS_INGESTED.labels(source, kind).inc()
+        for row in self.batch.tables["raw_results"]:
+            RESULTS_INGESTED.labels(row[_RAW_SOURCE], row[_RAW_TYPE]).inc()
         for row in self.dead:
             DEAD_LETTERS.labels(row[5]).inc()
         self.stats.results += self.batch.results

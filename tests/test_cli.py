@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,13 @@ def test_run_serves_sql_and_ingest_while_it_holds_the_store(env: dict[str, str])
         assert json.loads(pings.stdout) == [{"n": 14}]
         status = json.loads(gw(env, "status", "-f", "json").stdout)[0]
         assert status["components"]["ingest"]["results"] == 35
+        # Prometheus metrics on the same endpoint (names: docs/deploy.md)
+        url = json.loads((Path(env["GRENSWACHT_DATA_DIR"]) / "run.json").read_text())["url"]
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:  # noqa: S310
+            metrics = response.read().decode()
+        assert 'grenswacht_results_ingested_total{source="file",type="traceroute"} 21.0' in (
+            metrics)
+        assert "grenswacht_consumer_lag" in metrics
         # the analysis consumer turns the stored traceroutes into path verdicts
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -23,6 +23,7 @@ from consumers.alerts.deliver.base import Channel, DeliveryError
 from consumers.alerts.deliver.webhook import WebhookChannel
 from consumers.alerts.settings import AlertSettings
 from consumers.alerts.store import AlertStore
+from consumers.metrics import ALERTS_DELIVERED, ALERTS_FAILED
 from schemas.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Dispatcher:
             except DeliveryError as exc:
                 wait = max(self.backoff(delivery.attempts + 1), exc.retry_after or 0.0)
                 self.stats.failed_attempts += 1
+                ALERTS_FAILED.labels(delivery.channel).inc()
                 self.stats.last_error = str(exc)
                 log.warning("delivery %s:%s via %s failed (%s); retry in %.1f s",
                             delivery.alert_id, delivery.version, delivery.channel, exc, wait)
@@ -108,6 +110,7 @@ class Dispatcher:
             self.store.record(delivery, delivered=True)
             sent += 1
             self.stats.delivered += 1
+            ALERTS_DELIVERED.labels(delivery.channel).inc()
             per = self.stats.per_channel
             per[delivery.channel] = per.get(delivery.channel, 0) + 1
         self.refresh_alertmanager()
