@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from consumers.metrics import DEAD_LETTERS, FLUSH_SECONDS, RESULTS_INGESTED
+from consumers.metrics import CONSUMER_LAG, DEAD_LETTERS, FLUSH_SECONDS, RESULTS_INGESTED
 from consumers.storage import Storage
 from schemas import topics
 from schemas.bus import Bus, Message, TopicPartition, next_offsets
@@ -262,6 +262,8 @@ class IngestConsumer:
         """Poll once, buffer what came, flush+commit when due. Returns messages polled."""
         self._subscribe()
         messages = self.bus.poll(max_records=self.batch_size, timeout=timeout)
+        for tp, behind in self.bus.lag().items():
+            CONSUMER_LAG.labels(tp.topic, str(tp.partition), self.group).set(behind)
         if messages:
             if not self.sink.messages:
                 self._oldest = time.monotonic()

@@ -20,7 +20,6 @@ import orjson
 
 from consumers.alerts import create_component as create_alerts_component
 from consumers.ingest import IngestConsumer
-from consumers.metrics import CONSUMER_LAG
 from consumers.storage import Storage, dsn_tag, open_storage
 from grenswacht import __version__
 from grenswacht.commands.common import open_configured_bus
@@ -268,7 +267,6 @@ class Embedded:
         broker = getattr(self._producer, "broker", None)
         if broker is not None:
             lag = broker.lag(self.settings.ingest.group, topics.RESULTS)
-            CONSUMER_LAG.labels(topics.RESULTS, "all", self.settings.ingest.group).set(lag)
         return {
             "version": __version__,
             "pid": os.getpid(),

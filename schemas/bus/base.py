@@ -94,6 +94,11 @@ class Bus(ABC):
         """Rewind every assigned partition to the group's committed offset (replay
         after a failed flush)."""
 
+    def lag(self) -> dict[TopicPartition, int]:
+        """Messages behind the end of each assigned partition, as far as this member
+        knows without a network round trip (empty when it cannot tell)."""
+        return {}
+
     @abstractmethod
     def close(self) -> None:
         """Flush pending publishes and leave the group. Idempotent."""

@@ -398,6 +398,22 @@ class KafkaBus(Bus):
         except Exception as exc:  # noqa: BLE001
             raise map_kafka_error(exc, "seek to committed offsets failed") from exc
 
+    def lag(self) -> dict[TopicPartition, int]:
+        """Highwater (from the last fetch) minus position, per assigned partition."""
+        consumer = self._consumer
+        if consumer is None or self._closed:
+            return {}
+        out: dict[TopicPartition, int] = {}
+        try:
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp)
+                position = consumer.position(tp, timeout_ms=100) if high is not None else None
+                if high is not None and position is not None:
+                    out[TopicPartition(tp.topic, tp.partition)] = max(0, high - position)
+        except Exception:  # noqa: BLE001 - a metric must never break consumption
+            return {}
+        return out
+
     def assignment(self) -> list[TopicPartition]:
         """The partitions this member holds now."""
         consumer = self._check_consumer("assignment")

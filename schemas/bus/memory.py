@@ -230,6 +230,11 @@ class MemoryBus(Bus):
         with self.broker.lock:
             self._positions.clear()  # re-read from the committed offsets on the next poll
 
+    def lag(self) -> dict[TopicPartition, int]:
+        with self.broker.lock:
+            return {tp: self.broker.end_offset(tp) - self._positions.get(tp, 0)
+                    for tp in self._assigned}
+
     def close(self) -> None:
         if self._closed:
             return
