@@ -32,9 +32,11 @@ def _fail(exc: GrenswachtError) -> typer.Exit:
 
 
 def _settings(config: Path | None, inventory: Path | None) -> tuple[Any, AtlasSettings]:
+    from grenswacht.commands.common import settings as global_settings
     from grenswacht.settings import load_settings
 
-    settings = load_settings(config)
+    # this command's own --config wins; else the global one (grenswacht --config X plan)
+    settings = load_settings(config) if config is not None else global_settings()
     atlas = settings.atlas
     if inventory is not None:
         atlas = atlas.model_copy(update={"inventory": inventory})
