@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -85,6 +86,20 @@ MAX_ADDRESS_LEN = 64
 MAX_NAME_LEN = 1024
 MAX_ID = 2**63 - 1
 PROTOCOLS = {"ICMP": "ICMP", "I": "ICMP", "UDP": "UDP", "U": "UDP", "TCP": "TCP", "T": "TCP"}
+
+
+def epoch_seconds(value: Any) -> int:
+    """Seconds since the epoch of a row timestamp, whatever carried it: the DateTime64(3)
+    ticks (milliseconds) of these rows, a datetime read back from ClickHouse, or seconds
+    (``toUnixTimestamp`` in SQL). Within the accepted range (:data:`MIN_TIMESTAMP` ..
+    :data:`MAX_TIMESTAMP`) seconds stay below 10**10 and milliseconds above 10**11, so
+    the two cannot be confused."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return int(value.timestamp())
+    number = int(value)
+    return number // 1000 if number >= 10**11 else number
 
 
 class RowBatch:

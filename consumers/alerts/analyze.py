@@ -11,7 +11,6 @@ near a Dutch probe is never "proven" for a probe on another continent.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,19 +25,13 @@ from consumers.enrich.window import (
     verdicts_for_path,
 )
 from schemas.errors import ResultError
-from schemas.normalize import normalize
+from schemas.normalize import epoch_seconds, normalize
 
 PROOF_TTL_S = 24 * 3600.0
 MAX_PROOFS = 200_000
 
 
-def _epoch(value: Any) -> int:
-    """Seconds: ``schemas.normalize`` rows carry milliseconds, ClickHouse rows datetimes."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return int(value.timestamp())
-    return int(value) // 1000
+_epoch = epoch_seconds
 
 
 class ResultAnalyzer:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from consumers.enrich.hops import Enricher, HopRecord, HopVerdict
 from consumers.enrich.vantage import Vantage, VantageRegistry
 from consumers.verdicts import ApplicationVerdict, PathVerdict, classify_application, classify_path
+from schemas.normalize import epoch_seconds
 
 
 class _Storage(Protocol):
@@ -52,12 +53,7 @@ class TracedPath:
             self.hops[key] = rtt_ms
 
 
-def _epoch(value: Any) -> int:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return int(value.timestamp())
-    return int(value)
+_epoch = epoch_seconds  # rows from SQL (seconds), ClickHouse (datetime) or normalize (ms)
 
 
 def _datetime(epoch: int) -> dt.datetime:

@@ -25,19 +25,12 @@ from typing import Any
 import networkx as nx
 
 from consumers.enrich.vantage import Vantage, vantage_key
+from schemas.normalize import epoch_seconds
 
 TraceKey = tuple[str, int, int, int, str]  # source, measurement, probe, epoch, destination
 
 
-def epoch(value: Any) -> int:
-    """Seconds since the epoch from a datetime (ClickHouse) or an integer: seconds, or the
-    DateTime64(3) milliseconds that ``schemas.normalize`` rows carry."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return int(value.timestamp())
-    number = int(value)
-    return number // 1000 if number > 100_000_000_000 else number
+epoch = epoch_seconds  # the one conversion of row timestamps (schemas/normalize.py)
 
 
 @dataclass(slots=True)
