@@ -18,6 +18,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -181,8 +182,10 @@ class ResultSink:
                                      key=str(record["topic"]).encode())
                 self.bus.flush()
         offsets = next_offsets(self.messages)
-        for row in self.batch.tables["raw_results"]:
-            RESULTS_INGESTED.labels(row[_RAW_SOURCE], row[_RAW_TYPE]).inc()
+        ingested = Counter((row[_RAW_SOURCE], row[_RAW_TYPE])
+                           for row in self.batch.tables["raw_results"])
+        for (source, kind), count in ingested.items():
+            RESULTS_INGESTED.labels(source, kind).inc(count)
         for row in self.dead:
             DEAD_LETTERS.labels(row[5]).inc()
         self.stats.results += self.batch.results
