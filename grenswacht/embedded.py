@@ -105,7 +105,9 @@ class AnalysisComponent:
 
 
 class SchedulerComponent:
-    """RIPE Atlas: reconcile measurements, stream results, backfill gaps (scheduler/)."""
+    """The scheduler (scheduler/): with a RIPE Atlas key, reconcile measurements, stream
+    results, backfill gaps; always, when configured, self-hosted probe tasks and probe
+    metadata."""
 
     name = "scheduler"
 
@@ -115,7 +117,9 @@ class SchedulerComponent:
 
     @classmethod
     def create(cls, app: Embedded) -> SchedulerComponent | None:
-        return cls(app) if app.settings.atlas.has_key else None
+        from scheduler.app import wanted
+
+        return cls(app) if wanted(app.settings.atlas) else None
 
     def run(self, stop: threading.Event) -> None:
         from scheduler.app import start_scheduler

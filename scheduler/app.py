@@ -5,7 +5,11 @@
 * the **collector** (stream + REST backfill) in a thread of its own;
 * job ``reconcile`` every ``atlas.reconcile_interval_s`` (first run now): inventory ->
   plan -> stop/create -> collector subscriptions;
-* job ``backfill`` every 15 minutes: a REST sweep over the overlap window (safety net).
+* job ``backfill`` every 15 minutes: a REST sweep over the overlap window (safety net);
+* job ``probe-tasks`` every ``atlas.self_hosted.tick_s`` (first run now): the self-hosted
+  vantage sets' tasks that are due -> the probe-tasks topic (no key needed).
+
+The Atlas part (collector, ``reconcile``, ``backfill``) runs only with an API key.
 
 Jobs use ``coalesce=True`` (a backlog of missed runs runs once), ``max_instances=1`` (no
 overlapping runs), ``misfire_grace_time`` of half an interval and a jitter, so many
@@ -27,6 +31,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from scheduler import jobs
 from scheduler.atlas import AtlasClient, open_atlas
 from scheduler.collector import Collector, StateFile
+from scheduler.inventory import SelfHostedVantageSet, load_inventory
+from scheduler.jsonstate import JsonState
 from scheduler.settings import AtlasSettings
 from schemas.bus import Bus
 from schemas.errors import GrenswachtError
@@ -43,13 +49,32 @@ class SchedulerHandle:
     state: StateFile
     _stop: threading.Event
     _thread: threading.Thread
+    probe_tasks: JsonState | None = None
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the jobs and the collector; flush and save the checkpoints."""
         self.scheduler.shutdown(wait=False)
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
         self.collector.commit()
+
+    def alive(self) -> bool:
+        """The collector thread runs (or, without a key, the jobs do)."""
+        return self._thread.is_alive() or bool(self.scheduler.running)
+
+
+def has_self_hosted(settings: AtlasSettings) -> bool:
+    """The inventory names at least one self-hosted vantage set (False without one)."""
+    if not settings.self_hosted.enabled or settings.inventory is None:
+        return False
+    inventory = load_inventory(settings.inventory)
+    return any(isinstance(v, SelfHostedVantageSet) for v in inventory.vantage_sets)
+
+
+def wanted(settings: AtlasSettings) -> bool:
+    """Whether ``start_scheduler`` has anything to do with these settings."""
+    return settings.has_key or settings.probe_metadata.enabled or has_self_hosted(settings)
 
 
 def _guarded(name: str, job: object, *args: object) -> None:
@@ -62,8 +87,10 @@ def _guarded(name: str, job: object, *args: object) -> None:
 def start_scheduler(
     settings: AtlasSettings, bus: Bus, data_dir: Path, *, reconcile: bool = True
 ) -> SchedulerHandle:
-    """Start collecting (and, with ``reconcile``, managing) RIPE Atlas measurements.
-    Results go to ``bus`` (``schemas.topics.RESULTS``); state lives in ``data_dir``."""
+    """Start collecting (and, with ``reconcile``, managing) RIPE Atlas measurements when a
+    key is configured, and publishing self-hosted probe tasks. Results go to ``bus``
+    (``schemas.topics.RESULTS``), tasks to ``schemas.topics.PROBE_TASKS``; state lives in
+    ``data_dir``."""
     client = open_atlas(settings)
     state = StateFile(settings.state_file or data_dir / "atlas-state.json").load()
     collector = Collector(
@@ -79,7 +106,8 @@ def start_scheduler(
         job_defaults={"coalesce": True, "max_instances": 1},
         timezone=UTC,
     )
-    if reconcile:
+    atlas = settings.has_key
+    if reconcile and atlas:
         scheduler.add_job(
             _guarded,
             "interval",
@@ -90,18 +118,33 @@ def start_scheduler(
             misfire_grace_time=settings.reconcile_interval_s // 2,
             next_run_time=datetime.now(UTC),
         )
-    scheduler.add_job(
-        _guarded,
-        "interval",
-        args=("backfill", jobs.backfill, collector),
-        id="backfill",
-        seconds=BACKFILL_INTERVAL_S,
-        jitter=60,
-        misfire_grace_time=BACKFILL_INTERVAL_S // 2,
-    )
+    if atlas:
+        scheduler.add_job(
+            _guarded,
+            "interval",
+            args=("backfill", jobs.backfill, collector),
+            id="backfill",
+            seconds=BACKFILL_INTERVAL_S,
+            jitter=60,
+            misfire_grace_time=BACKFILL_INTERVAL_S // 2,
+        )
+    task_state = None
+    if has_self_hosted(settings):
+        task_state = JsonState(data_dir / "probe-tasks-state.json").load()
+        tick = settings.self_hosted.tick_s
+        scheduler.add_job(
+            _guarded,
+            "interval",
+            args=("probe-tasks", jobs.publish_probe_tasks, settings, bus, task_state),
+            id="probe-tasks",
+            seconds=tick,
+            misfire_grace_time=max(1, tick // 2),
+            next_run_time=datetime.now(UTC),
+        )
     thread = threading.Thread(
         target=collector.run, args=(stop,), name="atlas-collector", daemon=True
     )
     scheduler.start()
-    thread.start()
-    return SchedulerHandle(scheduler, collector, client, state, stop, thread)
+    if atlas:
+        thread.start()
+    return SchedulerHandle(scheduler, collector, client, state, stop, thread, task_state)

@@ -2,10 +2,17 @@
 
 Published on :data:`schemas.topics.PROBE_TASKS`, keyed by vantage point name, value the
 JSON of :class:`ProbeTask`. ``vantage_point="*"`` means any agent that reads the topic.
+
+Tasks the scheduler plans for self-hosted vantage sets carry a ``msm_id`` in
+``[SELF_HOSTED_MSM_ID_MIN, SELF_HOSTED_MSM_ID_MIN + SELF_HOSTED_MSM_ID_SPAN)``, derived from
+the series key (:func:`series_measurement_id`), so every result of one series (one target,
+kind, protocol, family and vantage point) shares one measurement id and never collides with
+a RIPE Atlas id (below 200,000,000 today).
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field
 TaskKind = Literal["traceroute", "dns", "mda"]
 Protocol = Literal["udp", "icmp", "tcp"]
 ANY_VANTAGE_POINT = "*"
+SELF_HOSTED_MSM_ID_MIN = 1_000_000_000
+SELF_HOSTED_MSM_ID_SPAN = 1_000_000_000
+
+
+def series_measurement_id(series_key: str) -> int:
+    """The stable ``msm_id`` of a self-hosted task series."""
+    return SELF_HOSTED_MSM_ID_MIN + zlib.crc32(series_key.encode()) % SELF_HOSTED_MSM_ID_SPAN
 
 
 class ProbeTask(BaseModel):

@@ -6,13 +6,16 @@ import json
 import signal
 import threading
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from scheduler.plan import Plan
+from scheduler.selfhosted import TaskSeries
 from scheduler.settings import AtlasSettings
 from schemas.errors import GrenswachtError
 
@@ -43,10 +46,27 @@ def _settings(config: Path | None, inventory: Path | None) -> tuple[Any, AtlasSe
     return settings, atlas
 
 
-def plan_document(plan: Plan, atlas: AtlasSettings) -> dict[str, Any]:
-    """The plan as data: exact requests (no key) and the credit figures."""
+def plan_document(
+    plan: Plan, atlas: AtlasSettings, series: Sequence[TaskSeries] = ()
+) -> dict[str, Any]:
+    """The plan as data: exact requests (no key), the credit figures and the self-hosted
+    probe task series (no credits)."""
     base = atlas.base_url.rstrip("/")
     return {
+        "probe_tasks": [
+            {
+                "key": s.key,
+                "task": s.label,
+                "kind": s.kind,
+                "vantage_point": s.vantage_point,
+                "applications": list(s.applications),
+                "interval_s": s.interval_s,
+                "msm_id": s.msm_id,
+                "example": json.loads(s.task(0).to_bytes()),
+                "credits": 0,
+            }
+            for s in series
+        ],
         "requests": [
             {
                 "method": r.method,
@@ -104,6 +124,14 @@ def _render(doc: dict[str, Any], console: Console, dry_run: bool) -> None:
             m["measurement"], str(m["probes"]), interval, str(m["credits_per_result"]), str(per_day)
         )
     console.print(table)
+    if doc["probe_tasks"]:
+        tasks = Table(title="Self-hosted probe tasks (probe-tasks topic, no credits)")
+        for column in ("task", "interval", "msm_id", "applications"):
+            tasks.add_column(column, justify="right" if column == "msm_id" else "left")
+        for t in doc["probe_tasks"]:
+            tasks.add_row(Text(t["task"]), f"{t['interval_s']} s", str(t["msm_id"]),
+                          Text(", ".join(t["applications"])))
+        console.print(tasks)
     for skipped in doc["skipped"]:
         console.print(
             f"skipped: {skipped['measurement']}: {skipped['reason']}",
@@ -114,7 +142,8 @@ def _render(doc: dict[str, Any], console: Console, dry_run: bool) -> None:
         f"measurements: {doc['concurrent_measurements']} concurrent, "
         f"{len(doc['keep'])} kept, {len(doc['stop'])} to stop\n"
         f"credits per day: {doc['credits_per_day']} (budget {doc['daily_credit_budget']}); "
-        f"one-off credits: {doc['oneoff_credits']}",
+        f"one-off credits: {doc['oneoff_credits']}; "
+        f"self-hosted probe task series: {len(doc['probe_tasks'])} (no credits)",
         highlight=False,
         soft_wrap=True,
     )
@@ -129,6 +158,7 @@ def register(app: typer.Typer) -> None:
         """Validate an inventory (apps.toml or apps.csv); errors name file, line and field."""
         from scheduler.inventory import load_inventory
         from scheduler.plan import wanted_measurements
+        from scheduler.selfhosted import wanted_task_series
 
         try:
             inventory = load_inventory(path)
@@ -138,7 +168,8 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"{path}: ok: {len(inventory.applications)} applications, "
             f"{len(inventory.vantage_sets)} vantage sets, "
-            f"{len(wanted_measurements(inventory))} RIPE Atlas measurements",
+            f"{len(wanted_measurements(inventory))} RIPE Atlas measurements, "
+            f"{len(wanted_task_series(inventory))} self-hosted probe task series",
             highlight=False,
             soft_wrap=True,
         )
@@ -170,9 +201,10 @@ def register(app: typer.Typer) -> None:
                 state.load()
                 state.measurements = {**report.kept, **report.created}
                 state.save()
+            series = jobs.self_hosted_series(atlas)
         except GrenswachtError as exc:
             raise _fail(exc) from None
-        doc = plan_document(plan, atlas)
+        doc = plan_document(plan, atlas, series)
         if output == "json":
             typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         else:
@@ -180,28 +212,32 @@ def register(app: typer.Typer) -> None:
 
     @app.command("schedule")
     def schedule_command(config: ConfigOption = None, inventory: InventoryOption = None) -> None:
-        """Run the RIPE Atlas scheduler and collector alone (results to the configured bus,
-        e.g. Kafka) until interrupted."""
+        """Run the scheduler alone until interrupted: with a RIPE Atlas key the
+        measurements and their collector (results to the configured bus, e.g. Kafka);
+        always the self-hosted probe tasks and probe metadata when configured."""
         from grenswacht.commands.common import open_configured_bus
         from grenswacht.health import serve
-        from scheduler.app import start_scheduler
+        from scheduler.app import start_scheduler, wanted
 
         console = Console(stderr=True)
         try:
             settings, atlas = _settings(config, inventory)
-            if not atlas.has_key:
+            if not wanted(atlas):
                 raise GrenswachtError(
-                    "no RIPE Atlas API key: set GRENSWACHT_ATLAS__API_KEY or atlas.api_key_file"
+                    "nothing to schedule: set a RIPE Atlas API key (GRENSWACHT_ATLAS__API_KEY "
+                    "or atlas.api_key_file), self-hosted vantage sets in the inventory, or "
+                    "atlas.probe_metadata.enabled"
                 )
             bus = open_configured_bus(settings)
             handle = start_scheduler(atlas, bus, settings.data_dir)
         except GrenswachtError as exc:
             raise _fail(exc) from None
-        serve(settings.metrics, handle._thread.is_alive)
+        serve(settings.metrics, handle.alive)
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())
+        jobs_running = ", ".join(j.id for j in handle.scheduler.get_jobs()) or "none"
         console.print(
-            f"scheduling RIPE Atlas measurements; results to {settings.bus} (Ctrl-C stops)"
+            f"scheduling ({jobs_running}); results and tasks to {settings.bus} (Ctrl-C stops)"
         )
         try:
             while not done.wait(1.0):
