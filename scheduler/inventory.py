@@ -155,8 +155,14 @@ class SelfHostedMeasurements(_Strict):
     )
     mda: bool = Field(True, description="Run MDA (load-balancer discovery) per target.")
     mda_interval_s: int = Field(21600, ge=300, description="Seconds between MDA runs.")
-    mda_confidence: Literal[0.95, 0.99] = 0.95
+    mda_confidence: float = Field(0.95, description="MDA confidence: 0.95 or 0.99.")
     dns: bool = Field(True, description="Resolve hostnames (A/AAAA, dns_query_types).")
+
+    @model_validator(mode="after")
+    def _confidence(self) -> SelfHostedMeasurements:
+        if self.mda_confidence not in (0.95, 0.99):
+            raise ValueError("mda_confidence must be 0.95 or 0.99")
+        return self
 
 
 class MeasurementSettings(_Strict):

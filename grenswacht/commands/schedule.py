@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer

@@ -85,8 +85,8 @@ def test_series_per_vantage_point_target_kind_and_family(tmp_path: Path) -> None
     assert next(s for s in series if s.kind == "mda").interval_s == 7200
     keys = [s.key for s in series]
     assert len(set(keys)) == len(keys)
-    for one in series:
-        assert SELF_HOSTED_MSM_ID_MIN <= one.msm_id < SELF_HOSTED_MSM_ID_MIN + SELF_HOSTED_MSM_ID_SPAN
+    top = SELF_HOSTED_MSM_ID_MIN + SELF_HOSTED_MSM_ID_SPAN
+    assert all(SELF_HOSTED_MSM_ID_MIN <= one.msm_id < top for one in series)
     # the same inventory gives the same keys and measurement ids (stable across restarts)
     assert keys == [s.key for s in wanted_task_series(load_inventory(lab(tmp_path)))]
 
