@@ -7,9 +7,16 @@
   plan -> stop/create -> collector subscriptions;
 * job ``backfill`` every 15 minutes: a REST sweep over the overlap window (safety net);
 * job ``probe-tasks`` every ``atlas.self_hosted.tick_s`` (first run now): the self-hosted
-  vantage sets' tasks that are due -> the probe-tasks topic (no key needed).
+  vantage sets' tasks that are due -> the probe-tasks topic (no key needed);
+* job ``probe-metadata`` every ``atlas.probe_metadata.interval_s``: RIPE Atlas probes that
+  results named -> probe API -> the vantage-points topic (no key needed);
+* job ``confirm`` every ``atlas.confirm.interval_s``: queued confirmation requests -> one-off
+  pings (within ``atlas.confirm.daily_credits``) -> the collector;
+* the **inbox** thread (given a second bus, ``inbox_bus``): the scheduler's own consumer
+  group on the results topic (probe ids) and the confirmation requests topic.
 
-The Atlas part (collector, ``reconcile``, ``backfill``) runs only with an API key.
+The Atlas part (collector, ``reconcile``, ``backfill``, ``confirm``) runs only with an API
+key.
 
 Jobs use ``coalesce=True`` (a backlog of missed runs runs once), ``max_instances=1`` (no
 overlapping runs), ``misfire_grace_time`` of half an interval and a jitter, so many
@@ -24,6 +31,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -31,11 +39,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from scheduler import jobs
 from scheduler.atlas import AtlasClient, open_atlas
 from scheduler.collector import Collector, StateFile
+from scheduler.confirm import Confirmer
+from scheduler.inbox import Handler, Inbox
 from scheduler.inventory import SelfHostedVantageSet, load_inventory
 from scheduler.jsonstate import JsonState
+from scheduler.probe_metadata import ProbeMetadataFetcher
 from scheduler.settings import AtlasSettings
 from schemas.bus import Bus
 from schemas.errors import GrenswachtError
+from schemas.topics import CONFIRM_REQUESTS, RESULTS
 
 LOG = logging.getLogger(__name__)
 BACKFILL_INTERVAL_S = 900
@@ -50,14 +62,32 @@ class SchedulerHandle:
     _stop: threading.Event
     _thread: threading.Thread
     probe_tasks: JsonState | None = None
+    metadata: ProbeMetadataFetcher | None = None
+    confirmer: Confirmer | None = None
+    inbox: Inbox | None = None
+    _inbox_thread: threading.Thread | None = None
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the jobs and the collector; flush and save the checkpoints."""
         self.scheduler.shutdown(wait=False)
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        for thread in (self._thread, self._inbox_thread):
+            if thread is not None and thread.is_alive():
+                thread.join(timeout)
         self.collector.commit()
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"jobs": sorted(j.id for j in self.scheduler.get_jobs()),
+                               "measurements": len(self.state.measurements),
+                               "results_published": self.collector.published}
+        if self.metadata is not None:
+            out["probe_metadata"] = self.metadata.status()
+        if self.confirmer is not None:
+            out["confirm"] = self.confirmer.status()
+        if self.inbox is not None:
+            out["inbox"] = {"messages": self.inbox.messages, "failures": self.inbox.failures,
+                            "last_error": self.inbox.last_error}
+        return out
 
     def alive(self) -> bool:
         """The collector thread runs (or, without a key, the jobs do)."""
@@ -84,8 +114,28 @@ def _guarded(name: str, job: object, *args: object) -> None:
         LOG.error("job %s failed: %s", name, exc)
 
 
+def _every(
+    scheduler: BackgroundScheduler, name: str, seconds: int, job: object, *args: object,
+    first: datetime | None = None,
+) -> None:
+    scheduler.add_job(
+        _guarded,
+        "interval",
+        args=(name, job, *args),
+        id=name,
+        seconds=seconds,
+        misfire_grace_time=max(1, seconds // 2),
+        next_run_time=first,
+    )
+
+
 def start_scheduler(
-    settings: AtlasSettings, bus: Bus, data_dir: Path, *, reconcile: bool = True
+    settings: AtlasSettings,
+    bus: Bus,
+    data_dir: Path,
+    *,
+    reconcile: bool = True,
+    inbox_bus: Bus | None = None,
 ) -> SchedulerHandle:
     """Start collecting (and, with ``reconcile``, managing) RIPE Atlas measurements when a
     key is configured, and publishing self-hosted probe tasks. Results go to ``bus``
@@ -107,11 +157,19 @@ def start_scheduler(
         timezone=UTC,
     )
     atlas = settings.has_key
+    confirmer: Confirmer | None = None
+    if atlas and settings.confirm.daily_credits > 0 and inbox_bus is not None:
+        confirmer = Confirmer(
+            client, settings, JsonState(data_dir / "atlas-confirm.json").load(),
+            on_created=collector.add_measurement,
+        )
+        collector.set_measurements(set(state.measurements) | confirmer.active_ids())
     if reconcile and atlas:
         scheduler.add_job(
             _guarded,
             "interval",
-            args=("reconcile", jobs.reconcile, settings, client, state, collector),
+            args=("reconcile", jobs.reconcile, settings, client, state, collector,
+                  confirmer.active_ids if confirmer is not None else None),
             id="reconcile",
             seconds=settings.reconcile_interval_s,
             jitter=min(60, settings.reconcile_interval_s // 10),
@@ -131,20 +189,32 @@ def start_scheduler(
     task_state = None
     if has_self_hosted(settings):
         task_state = JsonState(data_dir / "probe-tasks-state.json").load()
-        tick = settings.self_hosted.tick_s
-        scheduler.add_job(
-            _guarded,
-            "interval",
-            args=("probe-tasks", jobs.publish_probe_tasks, settings, bus, task_state),
-            id="probe-tasks",
-            seconds=tick,
-            misfire_grace_time=max(1, tick // 2),
-            next_run_time=datetime.now(UTC),
+        _every(scheduler, "probe-tasks", settings.self_hosted.tick_s, jobs.publish_probe_tasks,
+               settings, bus, task_state, first=datetime.now(UTC))
+    handlers: dict[str, Handler] = {}
+    metadata = None
+    if settings.probe_metadata.enabled and inbox_bus is not None:
+        metadata = ProbeMetadataFetcher(
+            client, bus, JsonState(data_dir / "atlas-probes.json").load(),
+            settings.probe_metadata,
         )
+        handlers[RESULTS] = metadata.observe
+        _every(scheduler, "probe-metadata", settings.probe_metadata.interval_s, metadata.fetch)
+    if confirmer is not None:
+        handlers[CONFIRM_REQUESTS] = confirmer.enqueue
+        _every(scheduler, "confirm", settings.confirm.interval_s, confirmer.run)
     thread = threading.Thread(
         target=collector.run, args=(stop,), name="atlas-collector", daemon=True
     )
+    inbox = inbox_thread = None
+    if handlers and inbox_bus is not None:
+        inbox = Inbox(inbox_bus, settings.probe_metadata.group, handlers)
+        inbox_thread = threading.Thread(target=inbox.run, args=(stop,), name="scheduler-inbox",
+                                        daemon=True)
     scheduler.start()
     if atlas:
         thread.start()
-    return SchedulerHandle(scheduler, collector, client, state, stop, thread, task_state)
+    if inbox_thread is not None:
+        inbox_thread.start()
+    return SchedulerHandle(scheduler, collector, client, state, stop, thread, task_state,
+                           metadata, confirmer, inbox, inbox_thread)

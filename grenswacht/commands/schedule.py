@@ -229,7 +229,8 @@ def register(app: typer.Typer) -> None:
                     "atlas.probe_metadata.enabled"
                 )
             bus = open_configured_bus(settings)
-            handle = start_scheduler(atlas, bus, settings.data_dir)
+            inbox = open_configured_bus(settings)
+            handle = start_scheduler(atlas, bus, settings.data_dir, inbox_bus=inbox)
         except GrenswachtError as exc:
             raise _fail(exc) from None
         serve(settings.metrics, handle.alive)
@@ -246,5 +247,6 @@ def register(app: typer.Typer) -> None:
             pass
         finally:
             handle.shutdown()
+            inbox.close()
             bus.close()
         console.print(f"stopped: {handle.collector.published} results published")
