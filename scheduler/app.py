@@ -118,6 +118,8 @@ def _every(
     scheduler: BackgroundScheduler, name: str, seconds: int, job: object, *args: object,
     first: datetime | None = None,
 ) -> None:
+    # (APScheduler: an explicit next_run_time=None would add the job paused)
+    timing: dict[str, Any] = {"next_run_time": first} if first is not None else {}
     scheduler.add_job(
         _guarded,
         "interval",
@@ -125,7 +127,7 @@ def _every(
         id=name,
         seconds=seconds,
         misfire_grace_time=max(1, seconds // 2),
-        next_run_time=first,
+        **timing,
     )
 
 

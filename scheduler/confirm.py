@@ -8,9 +8,9 @@ not queued again; at most ``queue_max`` wait, the oldest are dropped and counted
 :meth:`Confirmer.run` (the ``confirm`` job) then, for each queued request in order:
 
 1. picks probes near each location through the probe API (``radius=lat,lon:km``, connected
-   probes with ``system-ipv<af>-works``, radii ``search_radii_km`` tried in order; by
-   ``country_code`` when the request has no coordinates), ``probes_per_location`` each,
-   nearest first;
+   probes with ``system-ipv<af>-works``, radii ``search_radii_km`` tried in order; the
+   claim's probes in the claimed country; by ``country_code`` alone when the request has no
+   coordinates), ``probes_per_location`` each, nearest first;
 2. admits it when its credits (``probes x ping_credits x oneoff_multiplier``) fit the
    rest of today's ``daily_credits`` (UTC day) and fewer than ``max_concurrent``
    confirmations are being collected; otherwise it waits for the next run (or day);
@@ -63,14 +63,19 @@ def locations(request: ConfirmationRequest) -> list[tuple[str, float | None, flo
 
 
 def search_filters(
-    latitude: float | None, longitude: float | None, country: str, radius_km: int, af: int
+    latitude: float | None, longitude: float | None, country: str, radius_km: int, af: int,
+    *, same_country: bool = False,
 ) -> dict[str, Any]:
-    """Probe API filters for connected probes near a place (or in a country)."""
+    """Probe API filters for connected probes near a place (or in a country). The claim's
+    probes must stand in the claimed country (``same_country``): only a probe in the US
+    answering fast proves the US."""
     near: dict[str, Any] = (
         {"radius": f"{latitude:.4f},{longitude:.4f}:{radius_km}"}
         if latitude is not None and longitude is not None
         else {"country_code": country}
     )
+    if same_country and country:
+        near["country_code"] = country
     return {**near, "status": 1, "tags": f"system-ipv{af}-works", "page_size": 500}
 
 
@@ -209,8 +214,9 @@ class Confirmer:
             found: list[int] = []
             radii = cfg.search_radii_km if lat is not None and lon is not None else [0]
             for radius in radii:
-                probes = self.client.probes(
-                    **search_filters(lat, lon, country, radius, request.address_family))
+                probes = self.client.probes(**search_filters(
+                    lat, lon, country, radius, request.address_family,
+                    same_country=role == "claim"))
                 found = nearest(probes, lat, lon, cfg.probes_per_location, taken)
                 if len(found) >= cfg.probes_per_location:
                     break
@@ -293,10 +299,11 @@ def dry_run_entries(
         probes = entry.get("probes")
         searches = []
         if probes is None:
-            for _, lat, lon, country in locations(request):
+            for role, lat, lon, country in locations(request):
                 radius = cfg.search_radii_km[0] if lat is not None and lon is not None else 0
                 searches.append({"method": "GET", "path": PROBES_PATH, "params": search_filters(
-                    lat, lon, country, radius, request.address_family)})
+                    lat, lon, country, radius, request.address_family,
+                    same_country=role == "claim")})
             count = cfg.probes_per_location * len(locations(request))
             body = None
         else:

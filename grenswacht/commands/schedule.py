@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from scheduler.plan import Plan
+from scheduler.plan import MEASUREMENTS_PATH, Plan
 from scheduler.selfhosted import TaskSeries
 from scheduler.settings import AtlasSettings
 from schemas.errors import GrenswachtError
@@ -47,12 +47,27 @@ def _settings(config: Path | None, inventory: Path | None) -> tuple[Any, AtlasSe
 
 
 def plan_document(
-    plan: Plan, atlas: AtlasSettings, series: Sequence[TaskSeries] = ()
+    plan: Plan,
+    atlas: AtlasSettings,
+    series: Sequence[TaskSeries] = (),
+    confirmations: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The plan as data: exact requests (no key), the credit figures and the self-hosted
-    probe task series (no credits)."""
+    """The plan as data: exact requests (no key), the credit figures, the self-hosted
+    probe task series (no credits) and the queued confirmation pings."""
     base = atlas.base_url.rstrip("/")
     return {
+        "confirmations": [
+            {**c, "requests": [
+                *({"method": q["method"], "url": f"{base}{q['path']}", "params": q["params"]}
+                  for q in c["searches"]),
+                *([{"method": "POST", "url": f"{base}{MEASUREMENTS_PATH}",
+                    "headers": {"Authorization": "Key **********"}, "json": c["body"]}]
+                  if c["body"] is not None else []),
+            ]}
+            for c in confirmations
+        ],
+        "confirm_credits": sum(c["credits"] for c in confirmations),
+        "confirm_daily_credits": atlas.confirm.daily_credits,
         "probe_tasks": [
             {
                 "key": s.key,
@@ -132,6 +147,21 @@ def _render(doc: dict[str, Any], console: Console, dry_run: bool) -> None:
             tasks.add_row(Text(t["task"]), f"{t['interval_s']} s", str(t["msm_id"]),
                           Text(", ".join(t["applications"])))
         console.print(tasks)
+    for c in doc["confirmations"]:
+        console.print(
+            f"confirmation ping: is {c['address']} in {c['claimed_country']}? "
+            f"{c['probes']} probes (near the claim and the alternative "
+            f"{c['alternative_country'] or '-'}), {c['credits']} credits",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+        for request in c["requests"]:
+            params = request.get("params")
+            query = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
+            console.print(f"  {request['method']} {request['url']}{query}", highlight=False,
+                          markup=False, soft_wrap=True)
+            if "json" in request:
+                console.print(json.dumps(request["json"], indent=2, sort_keys=True),
+                              highlight=False, markup=False, soft_wrap=True)
     for skipped in doc["skipped"]:
         console.print(
             f"skipped: {skipped['measurement']}: {skipped['reason']}",
@@ -143,7 +173,9 @@ def _render(doc: dict[str, Any], console: Console, dry_run: bool) -> None:
         f"{len(doc['keep'])} kept, {len(doc['stop'])} to stop\n"
         f"credits per day: {doc['credits_per_day']} (budget {doc['daily_credit_budget']}); "
         f"one-off credits: {doc['oneoff_credits']}; "
-        f"self-hosted probe task series: {len(doc['probe_tasks'])} (no credits)",
+        f"self-hosted probe task series: {len(doc['probe_tasks'])} (no credits); "
+        f"confirmation pings queued: {len(doc['confirmations'])}, "
+        f"{doc['confirm_credits']} credits (budget {doc['confirm_daily_credits']} per day)",
         highlight=False,
         soft_wrap=True,
     )
@@ -186,8 +218,10 @@ def register(app: typer.Typer) -> None:
         """Plan RIPE Atlas measurements for the inventory: credits per day, and the exact
         API requests. Without --dry-run: reconcile (by tag), stop and create."""
         from scheduler import jobs
-        from scheduler.atlas import open_atlas
+        from scheduler.atlas import create_body, open_atlas
         from scheduler.collector import StateFile
+        from scheduler.confirm import dry_run_entries
+        from scheduler.jsonstate import JsonState
 
         try:
             settings, atlas = _settings(config, inventory)
@@ -202,9 +236,12 @@ def register(app: typer.Typer) -> None:
                 state.measurements = {**report.kept, **report.created}
                 state.save()
             series = jobs.self_hosted_series(atlas)
+            queued = dry_run_entries(
+                JsonState(settings.data_dir / "atlas-confirm.json").load(), atlas, create_body
+            )
         except GrenswachtError as exc:
             raise _fail(exc) from None
-        doc = plan_document(plan, atlas, series)
+        doc = plan_document(plan, atlas, series, queued)
         if output == "json":
             typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         else:
