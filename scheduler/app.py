@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +201,8 @@ def start_scheduler(
             settings.probe_metadata,
         )
         handlers[RESULTS] = metadata.observe
-        _every(scheduler, "probe-metadata", settings.probe_metadata.interval_s, metadata.fetch)
+        _every(scheduler, "probe-metadata", settings.probe_metadata.interval_s, metadata.fetch,
+               first=datetime.now(UTC) + timedelta(seconds=5))
     if confirmer is not None:
         handlers[CONFIRM_REQUESTS] = confirmer.enqueue
         _every(scheduler, "confirm", settings.confirm.interval_s, confirmer.run)

@@ -101,6 +101,8 @@ class ProbeMetadataFetcher:
                     : len(table) - MAX_PROBES
                 ]:
                     del table[key]
+            if new:  # before the caller commits the offsets (last-seen times may lag)
+                self.state.save()
         return new
 
     def due(self, now: float | None = None) -> list[int]:

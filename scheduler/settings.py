@@ -33,7 +33,7 @@ class ProbeMetadataSettings(BaseModel):
         7 * 86400, ge=3600, description="Fetch a probe's metadata again after this long."
     )
     interval_s: int = Field(
-        300, ge=1, le=86400, description="How often probes seen but not yet fetched are fetched."
+        60, ge=1, le=86400, description="How often probes seen but not yet fetched are fetched."
     )
     batch_size: int = Field(
         500, ge=1, le=500, description="Probe ids per probe API request (id__in)."
