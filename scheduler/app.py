@@ -163,7 +163,7 @@ def start_scheduler(
     if atlas and settings.confirm.daily_credits > 0 and inbox_bus is not None:
         confirmer = Confirmer(
             client, settings, JsonState(data_dir / "atlas-confirm.json").load(),
-            on_created=collector.add_measurement,
+            on_created=collector.add_measurement, dead_letters=bus,
         )
         collector.set_measurements(set(state.measurements) | confirmer.active_ids())
     if reconcile and atlas:

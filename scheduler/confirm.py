@@ -4,7 +4,8 @@ RIPE Atlas probes near the claimed location and near the alternative in Europe.
 Requests (:class:`~schemas.confirm.ConfirmationRequest`) come from the analysis on
 :data:`~schemas.topics.CONFIRM_REQUESTS`. :meth:`Confirmer.enqueue` queues them (state file
 ``<data_dir>/atlas-confirm.json``; an address queued, or pinged within ``cooldown_s``, is
-not queued again; at most ``queue_max`` wait, the oldest are dropped and counted).
+not queued again; at most ``queue_max`` wait, the oldest are dropped and counted; an invalid
+request goes to the dead-letter topic with the reason).
 :meth:`Confirmer.run` (the ``confirm`` job) then, for each queued request in order:
 
 1. picks probes near each location through the probe API (``radius=lat,lon:km``, connected
@@ -32,14 +33,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+import orjson
 from pydantic import ValidationError
 
 from scheduler.jsonstate import JsonState
 from scheduler.metrics import CREDITS_SPENT
 from scheduler.settings import AtlasSettings
-from schemas.bus import Message
+from schemas.bus import Bus, Message
 from schemas.confirm import ConfirmationRequest
 from schemas.errors import AtlasAPIError, AtlasAuthError, AtlasRateLimited
+from schemas.topics import DEAD_LETTERS, dead_letter_record
 
 LOG = logging.getLogger(__name__)
 PROBES_PATH = "/api/v2/probes/"
@@ -128,12 +131,14 @@ class Confirmer:
         state: JsonState,
         *,
         on_created: Callable[[int], None] | None = None,
+        dead_letters: Bus | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.atlas = atlas
         self.state = state
         self.on_created = on_created
+        self.dead_letters = dead_letters
         self.clock = clock
         self.invalid = 0
         self.refused = 0
@@ -172,9 +177,16 @@ class Confirmer:
                     request = ConfirmationRequest.from_bytes(message.value)
                 except ValidationError as exc:
                     self.invalid += 1
-                    LOG.warning("ignoring an invalid confirmation request at %s/%d/%d: %s",
-                                message.topic, message.partition, message.offset,
-                                str(exc).splitlines()[0])
+                    LOG.warning("dead-lettering an invalid confirmation request at %s/%d/%d",
+                                message.topic, message.partition, message.offset)
+                    if self.dead_letters is not None:
+                        record = dead_letter_record(
+                            message.topic, message.partition, message.offset, message.value,
+                            "analysis", "scheduler-confirm", "invalid_confirmation_request",
+                            str(exc))
+                        self.dead_letters.publish(DEAD_LETTERS, orjson.dumps(record),
+                                                  key=message.topic.encode())
+                        self.dead_letters.flush()
                     continue
                 last = self.sent.get(request.address)
                 if request.address in queued or (

@@ -16,9 +16,10 @@ stable key (a hash of what defines it) and a stable ``msm_id`` in the self-hoste
 interval, shifted by a per-series phase so that series do not all fire in the same second.
 A series is due when its current round has not been published yet; the task id
 ``<key>-<round>`` is the same for the same round whoever computes it, so a re-publish after
-a crash is recognisable. Task options stay within the agent's defaults: only MDA's
-confidence and DNS's query types are set; hop limits, timeouts and packet counts are the
-vantage point's own settings.
+a crash is recognisable; ``not_after`` (the end of the round) lets an agent that was down
+skip the backlog instead of running it late. Task options stay within the agent's
+defaults: only MDA's confidence and DNS's query types are set; hop limits, timeouts and
+packet counts are the vantage point's own settings.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class TaskSeries:
             vantage_point=self.vantage_point,
             msm_id=self.msm_id,
             options={k: list(v) if isinstance(v, tuple) else v for k, v in self.options},
+            not_after=float((round_number + 1) * self.interval_s + self.phase_s()),
         )
 
 

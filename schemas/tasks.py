@@ -52,9 +52,17 @@ class ProbeTask(BaseModel):
     vantage_point: str = ANY_VANTAGE_POINT
     msm_id: int = Field(default=0, ge=0)
     options: dict[str, Any] = Field(default_factory=dict)
+    not_after: float | None = Field(
+        default=None, ge=0, description="Unix time after which the task is stale (skipped)."
+    )
 
     def for_vantage_point(self, name: str) -> bool:
         return self.vantage_point in (ANY_VANTAGE_POINT, name)
+
+    def expired(self, now: float) -> bool:
+        """A task that waited on the topic past its round (an agent that was down) is not
+        run late: the next round's task comes."""
+        return self.not_after is not None and now > self.not_after
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

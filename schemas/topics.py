@@ -20,6 +20,7 @@ graph and alert consumers rely on that ordering).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,3 +77,17 @@ def encode_json(value: Any) -> bytes:
 
 def decode_json(data: bytes) -> Any:
     return orjson.loads(data)
+
+
+def dead_letter_record(
+    topic: str, partition: int, offset: int, value: bytes, source: str, origin: str,
+    reason: str, detail: str,
+) -> dict[str, Any]:
+    """A dead letter as published on :data:`DEAD_LETTERS` (the columns of the
+    ``dead_letters`` table), for producers that cannot store it themselves."""
+    return {
+        "source": source, "origin": origin, "topic": topic, "partition": partition,
+        "offset": offset, "reason": reason, "detail": detail[:2000],
+        "payload_size": len(value), "payload_sha256": hashlib.sha256(value).hexdigest(),
+        "payload": value[:MAX_MESSAGE_BYTES].decode("utf-8", "replace"),
+    }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -22,7 +23,7 @@ from scheduler.jsonstate import JsonState
 from scheduler.settings import AtlasSettings, ConfirmSettings, ProbeMetadataSettings
 from schemas.bus import Message, open_bus
 from schemas.confirm import ConfirmationRequest
-from schemas.topics import CONFIRM_REQUESTS
+from schemas.topics import CONFIRM_REQUESTS, DEAD_LETTERS
 from tests.fakes.atlas import FakeAtlas
 from tests.fakes.atlas.server import wait_subscribed
 from tests.fakes.atlas.state import recorded_probes
@@ -68,11 +69,19 @@ def test_probes_near_both_places_within_the_budget(
     settings = atlas_settings.model_copy(update={"confirm": ConfirmSettings(daily_credits=40)})
     clock = Clock()
     created: list[int] = []
+    dead_url = f"memory://dead-{uuid.uuid4().hex}"
+    dead = open_bus(dead_url)
     confirmer = Confirmer(open_atlas(settings), settings, JsonState(tmp_path / "c.json"),
-                          on_created=created.append, clock=clock)
+                          on_created=created.append, dead_letters=dead, clock=clock)
     second = REQUEST.model_copy(update={"address": "141.136.99.242"})
     assert confirmer.enqueue(messages(REQUEST, REQUEST, second, b'{"address": "x"}')) == 2
     assert confirmer.invalid == 1
+    dead.subscribe([DEAD_LETTERS], "test")
+    (letter,) = dead.poll(timeout=0.5)
+    dead.close()
+    record = json.loads(letter.value)
+    assert record["reason"] == "invalid_confirmation_request" and record["offset"] == 3
+    assert record["payload"] == '{"address": "x"}' and "address" in record["detail"]
     ids = confirmer.run()
     # 6 probes x 3 credits x 2 (one-off) = 36 credits: the second request waits for tomorrow
     assert ids == created and len(ids) == 1 and confirmer.status()["queued"] == 1

@@ -174,3 +174,31 @@ def test_example_inventory_plans_its_self_hosted_set() -> None:
     assert {s.vantage_point for s in series} == {"vp-den-haag-1", "vp-zwolle-1"}
     # Zoom is measured from the "nl" Atlas set only
     assert not any(s.target == "zoom.us" for s in series)
+
+
+def test_a_task_past_its_round_is_skipped_by_the_agent(tmp_path: Path, bus_url: str) -> None:
+    from probes.agent import Agent
+    from probes.settings import ProbeSettings
+
+    series = wanted_task_series(load_inventory(lab(tmp_path)))
+    one = next(s for s in series if s.vantage_point == "vp-a" and s.kind == "traceroute")
+    now = 1_700_000_000.0
+    task = one.task(one.round_at(now))
+    assert task.not_after is not None and now < task.not_after <= now + one.interval_s
+    assert not task.expired(now) and task.expired(task.not_after + 1)
+    with open_bus(bus_url) as bus:
+        bus.publish(PROBE_TASKS, task.to_bytes(), key=b"vp-a")  # a round of 2023: stale
+        bus.flush()
+        agent = Agent(ProbeSettings(name="vp-a"), open_bus(bus_url))
+        agent.start()
+        try:
+            for _ in range(100):  # bounded: the task is on the bus already
+                agent.poll_once(timeout=0.3)
+                if agent.health()["tasks_received"]:
+                    break
+        finally:
+            agent.close()
+            agent.bus.close()
+    health = agent.health()
+    assert health["tasks_received"] == 1 and health["tasks_expired"] == 1
+    assert health["tasks_done"] == 0 and health["results_published"] == 0
