@@ -26,6 +26,7 @@ from consumers.enrich.window import enrich_window
 from consumers.graph import anycast_addresses, run_window
 from consumers.metrics import FINDINGS
 from consumers.storage import Storage
+from consumers.vantage_points import refresh_registry
 from schemas import topics
 from schemas.bus import Bus, Message, TopicPartition
 from schemas.errors import GrenswachtError
@@ -113,6 +114,7 @@ class AnalysisLoop:
         """Verdicts, then every registered step, for the window starting at ``start``."""
         begin = dt.datetime.fromtimestamp(start, dt.UTC)
         end = begin + dt.timedelta(seconds=self.window_s)
+        refresh_registry(self.registry, self.storage)  # probe positions fetched meanwhile
         summary = enrich_window(self.storage, begin, end, self.enricher, self.registry,
                                 self.applications)
         self.stats.windows += 1

@@ -274,6 +274,7 @@ def enrich_window(
             "basis": [v.basis for v in vantages.values()],
             "confidence": [v.confidence for v in vantages.values()],
             "computed_at": [computed] * len(vantages),
+            "fetched_at": [registry.fetched_at.get(k) for k in vantages],
         })
     summary.hop_verdicts = storage.insert("hop_verdicts", _hop_columns(results, computed))
     storage.insert("path_verdicts", _path_columns(results, computed))
