@@ -82,10 +82,12 @@ class Endpoint:
     """uvicorn serving :func:`create_app` in a daemon thread; ``start`` returns the URL once
     the socket is bound (port 0: a free one), ``stop`` waits for the thread."""
 
-    def __init__(self, backend: Backend, settings: ServerSettings, token: ServerToken) -> None:
+    def __init__(self, backend: Backend, settings: ServerSettings, token: ServerToken, *,
+                 policy: Policy | None = None) -> None:
         self.backend = backend
         self.settings = settings
         self.token = token
+        self.policy = policy or policy_for(settings, token)
         self.port = settings.port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -114,7 +116,7 @@ class Endpoint:
         self.port = int(sock.getsockname()[1])
         protocol = type("Protocol", (GuardedH11Protocol,),
                         {"header_timeout_s": cfg.header_timeout_s})
-        app = create_app(self.backend, policy_for(cfg, self.token), Limits(
+        app = create_app(self.backend, self.policy, Limits(
             max_body_bytes=cfg.max_body_bytes, max_small_body_bytes=cfg.max_small_body_bytes,
             body_timeout_s=cfg.body_timeout_s,
             max_concurrent_requests=cfg.max_concurrent_requests))
