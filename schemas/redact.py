@@ -31,7 +31,7 @@ _USERINFO_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@?#
 # scheme://TOKEN@host (no colon): the user info itself may be the secret
 _USERINFO_ONLY = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<secret>[^\s:/@?#]+)@")
 _PARAMETER = re.compile(
-    rf"(?P<head>(?:(?<=[?&;\s,(\"'])|^)(?:{_SENSITIVE_KEYS})\s*[=:]\s*[\"']?)"
+    rf"(?P<head>(?:(?<=[?&;\s,(\"'{{])|^)(?:{_SENSITIVE_KEYS})[\"']?\s*[=:]\s*[\"']?)"
     r"(?P<secret>[^\s&;,\"')]+)",
     re.IGNORECASE,
 )

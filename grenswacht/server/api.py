@@ -39,11 +39,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from grenswacht.server.responses import json_response
 from grenswacht.server.security import guard
-from grenswacht.wire import dumps, encode_rows
+from grenswacht.wire import encode_rows
 from schemas import topics
 from schemas.errors import GrenswachtError, QueryError, StorageUnavailable
-from schemas.redact import redact
 from schemas.store import QueryResult, Store
 
 log = logging.getLogger(__name__)
@@ -70,16 +70,6 @@ class Backend(Protocol):
     def ack_alert(self, alert_id: str, by: str, comment: str) -> dict[str, str]: ...
 
     def ingest(self, records: list[Record]) -> int: ...
-
-
-def error_response(status: int, message: str, kind: str, headers: Mapping[str, str] | None = None
-                   ) -> Response:
-    return Response(orjson.dumps({"error": redact(message), "kind": kind}), status_code=status,
-                    media_type="application/json", headers=dict(headers or {}))
-
-
-def json_response(document: Any) -> Response:
-    return Response(dumps(document), media_type="application/json")
 
 
 async def read_body(request: Request, limit: int) -> bytes:

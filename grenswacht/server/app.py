@@ -25,7 +25,8 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from grenswacht.server import api
-from grenswacht.server.api import Backend, error_response
+from grenswacht.server.api import Backend
+from grenswacht.server.responses import error_response
 from grenswacht.server.security import Csrf, Policy, SecurityMiddleware, Sessions
 
 log = logging.getLogger(__name__)

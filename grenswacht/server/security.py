@@ -36,6 +36,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grenswacht.server.auth import bearer, is_loopback, token_matches
+from grenswacht.server.responses import error_response
 
 Access = Literal["open", "read", "write"]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -112,8 +113,6 @@ class SecurityMiddleware:
             await send(message)
 
         if problem is not None:
-            from grenswacht.server.api import error_response
-
             response = error_response(403, problem, "Forbidden")
             await response(scope, receive, send_with_headers)
             return
