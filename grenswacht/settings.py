@@ -62,6 +62,10 @@ class ServerSettings(BaseModel):
         "the first start.")
     token_file: Path | None = Field(
         None, description="File holding the bearer token (e.g. a mounted Kubernetes Secret).")
+    reads_need_token: bool = Field(
+        False, description="Require the token for reads on loopback too (set it behind a "
+        "reverse proxy: the endpoint then sees the proxy, not the user). Always on for a "
+        "non-loopback address.")
     allowed_hosts: list[str] = Field(
         default_factory=list, description="Host names (Host header, optional :port) the "
         "endpoint answers besides the loopback names and its own bind address; e.g. the name "

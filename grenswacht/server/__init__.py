@@ -74,7 +74,8 @@ def policy_for(settings: ServerSettings, token: ServerToken) -> Policy:
     bind = settings.host.strip().lower()
     if bind not in ("0.0.0.0", "::", ""):  # noqa: S104 - compared, not bound
         hosts.add(bind.strip("[]"))
-    return Policy(token=token.value, reads_need_token=not is_loopback(settings.host),
+    return Policy(token=token.value,
+                  reads_need_token=settings.reads_need_token or not is_loopback(settings.host),
                   allowed_hosts=frozenset(hosts))
 
 
