@@ -194,7 +194,7 @@ def test_secrets_are_referenced_never_inlined(production_manifests: list[dict[st
             assert "GRENSWACHT_STORAGE" not in env and "GW_CLICKHOUSE_PASSWORD" not in env
             assert "GRENSWACHT_SERVER__TOKEN_FILE" not in env and "server-token" not in (
                 pod_volumes)
-        else:  # the endpoint token: a Secret mounted as a file, never an inline value
+        elif name != "migrate":  # the endpoint token: a mounted Secret, never inline
             assert env["GRENSWACHT_SERVER__TOKEN_FILE"]["value"] == "/etc/grenswacht/server/token"
             assert "GRENSWACHT_SERVER__TOKEN" not in env
             token_volume = next(v for v in workload["spec"]["template"]["spec"]["volumes"]
