@@ -29,6 +29,7 @@ from schemas.bus.kafka_settings import KafkaSettings
 
 
 def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/grenswacht` (`~/.local/share/grenswacht` when XDG_DATA_HOME is unset)"""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "grenswacht"
 
