@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from consumers.alerts.store import AlertStore
 from consumers.enrich import JurisdictionSettings, open_enricher
 from consumers.enrich.bounds import Observation, locate_address, tightest_per_vantage
 from consumers.graph import anycast
@@ -26,6 +27,7 @@ from grenswacht.embedded import Embedded
 from grenswacht.render import MIN_COLUMN, OutputFormat, column_widths, print_rows
 from grenswacht.settings import Settings
 from grenswacht.store import RemoteStore, open_store
+from tests.alerts.test_delivery import make_alert
 from tests.graph.test_real_data import chaos_window
 from tests.server.conftest import settings_for
 
@@ -116,6 +118,25 @@ def test_explain_in_words_and_as_csv(env: dict[str, str]) -> None:
                               "json").stdout)
     assert by_name["target"] == "wikipedia-lb.esams.wikimedia.org"
     assert [a["address"] for a in by_name["addresses"]] == [ESAMS]
+
+
+def test_explain_a_hostname_uses_its_dns_answers_only(env: dict[str, str],
+                                                     storage: Storage) -> None:
+    """Real DNS results for www.ripe.net carry the name servers' addresses in the
+    additional section: those are not the host's addresses."""
+    _cli(env, "ingest", str(ATLAS / "dns"), "-f", "json")
+    answers = {str(r[0]) for r in storage.query(
+        "SELECT record_data FROM dns_answers WHERE query_name = 'www.ripe.net.' AND "
+        "section = 'answer' AND record_type IN ('A', 'AAAA')").rows}
+    glue = {str(r[0]) for r in storage.query(
+        "SELECT record_data FROM dns_answers WHERE query_name = 'www.ripe.net.' AND "
+        "section = 'additional' AND record_type IN ('A', 'AAAA')").rows}
+    assert answers and glue - answers
+    document = json.loads(_cli(env, "explain", "www.ripe.net", "-f", "json").stdout)
+    assert {a["address"] for a in document["addresses"]} == answers
+    # only a CNAME in the answer: no address
+    result = _cli(env, "explain", "www.yahoo.com", code=2)
+    assert "no A/AAAA answer" in result.output
 
 
 @pytest.mark.parametrize(("target", "message"), [
@@ -274,3 +295,29 @@ def test_plan_in_every_format(narrow: None) -> None:
     table = _cli(env, "plan", "--dry-run", "-i", inventory).stdout
     assert all(len(line) <= 80 for line in _table_lines(table))
     assert "credits per day: 114440" in table
+
+
+def test_alerts_show_in_every_format(env: dict[str, str], storage: Storage) -> None:
+    alert = make_alert()
+    AlertStore(storage).save_alerts([alert])
+    document = json.loads(_cli(env, "alerts", "show", "a1b2", "-f", "json").stdout)
+    assert document["alert_id"] == alert.alert_id and document["acknowledged"] is None
+    rows = list(csv.reader(io.StringIO(_cli(env, "alerts", "show", "a1b2", "-f",
+                                            "csv").stdout)))
+    assert rows[0][:3] == ["change", "vantage point", "msm"]  # the evidence, a row per reply
+    assert len(rows) == 1 + len(alert.evidence)
+    words = _cli(env, "alerts", "show", "a1b2").stdout
+    assert alert.summary in words and all(len(line) <= 80 for line in _table_lines(words))
+    listed = _cli(env, "alerts", "list").stdout
+    assert "a1b2c3" in listed and all(len(line) <= 80 for line in listed.splitlines())
+
+
+def test_probe_trace_in_every_format(narrow: None) -> None:
+    """A rootless UDP Paris traceroute on the loopback interface."""
+    args = ["probe", "trace", "127.0.0.1", "--allow", "127.0.0.0/8", "--paris-id", "3"]
+    result = json.loads(_cli({}, *args, "-f", "json").stdout)
+    rows = list(csv.DictReader(io.StringIO(_cli({}, *args, "-f", "csv").stdout)))
+    assert rows and rows[0]["from"] == "127.0.0.1" and float(rows[0]["rtt_ms"]) > 0
+    assert len(rows) == sum(len(hop["result"]) for hop in result["result"])
+    table = _cli({}, *args).stdout
+    assert "traceroute to 127.0.0.1" in table and "127.0.0.1" in table

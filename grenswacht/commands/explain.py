@@ -48,7 +48,8 @@ def _query(sql: str, storage: str | None, params: dict[str, Any] | None = None,
 
 
 _HOST_SQL = (
-    "SELECT DISTINCT record_data FROM dns_answers WHERE record_type IN ('A','AAAA') AND "
+    "SELECT DISTINCT record_data FROM dns_answers WHERE section = 'answer' AND "
+    "record_type IN ('A','AAAA') AND "
     "lower(trimRight(query_name, '.')) = {name:String} UNION DISTINCT "
     "SELECT DISTINCT destination_address FROM traceroute_hops WHERE "
     "lower(trimRight(destination_name, '.')) = {name:String} AND destination_address != ''"
@@ -252,8 +253,9 @@ def explain(
         given = _position(rtt, probe, vantage, at, registry)
         addresses = [name] if is_address else _addresses_of(store, name)
         if not addresses:
-            fail(f"no address known for {name!r}: ingest DNS or traceroute results for it "
-                 "first (grenswacht does not resolve names itself)")
+            fail(f"no address known for {name!r}: the store holds no A/AAAA answer for it and "
+                 "no traceroute towards it; ingest such results first (grenswacht does not "
+                 "resolve names itself)")
         explained = [_explain_address(store, enricher, registry, a, given) for a in addresses]
     except GrenswachtError as exc:
         fail(str(exc))
