@@ -357,7 +357,8 @@ def _traceroute(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) 
     paris = result.get("paris_id")
     envelope = (
         source, msm, prb, ts, vp, _af(result, firmware), _protocol(result),
-        _opt_int(paris, "paris_id", MAX_PARIS_ID), firmware, _str(result.get("dst_addr"), "dst_addr"),
+        _opt_int(paris, "paris_id", MAX_PARIS_ID), firmware,
+        _str(result.get("dst_addr"), "dst_addr"),
         _str(result.get("dst_name"), "dst_name", MAX_NAME_LEN),
         _str(result.get("src_addr"), "src_addr"), _str(result.get("from"), "from"),
     )
