@@ -30,8 +30,10 @@ from importlib import resources
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _seconds(year: int, month: int, day: int, *hms: int) -> int:
-    return int((dt.datetime(year, month, day, *hms, tzinfo=dt.UTC) - _EPOCH).total_seconds())
+def _seconds(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+             second: int = 0) -> int:
+    moment = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
+    return int((moment - _EPOCH).total_seconds())
 
 
 _DATETIME64 = (_seconds(1900, 1, 1), _seconds(2299, 12, 31, 23, 59, 59))
