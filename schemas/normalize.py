@@ -147,7 +147,7 @@ class RowBatch:
     to build in Python); :meth:`columns` transposes them for a columnar insert.
     """
 
-    __slots__ = ("tables", "results", "counts", "notes", "nulled")
+    __slots__ = ("tables", "results", "counts", "notes", "nulled", "spans")
 
     def __init__(self) -> None:
         self.tables: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLE_COLUMNS}
@@ -158,6 +158,9 @@ class RowBatch:
         ``raw_results.notes``)."""
         self.nulled: dict[str, int] = {}
         """Values nulled per field over the batch (metrics)."""
+        self.spans: list[tuple[str, int, int]] = []
+        """Per result, in order: (its child table, first row, end row); its raw_results row
+        has the result's index (a sink splits a batch by these)."""
 
     def rows(self, table: str) -> int:
         return len(self.tables[table])
@@ -181,6 +184,7 @@ class RowBatch:
         self.counts = dict.fromkeys(RESULT_TABLE, 0)
         self.notes = []
         self.nulled = {}
+        self.spans = []
 
     def null(self, field: str, why: str) -> None:
         """Record that an optional value of the current result was nulled, and why."""
@@ -671,6 +675,8 @@ def normalize_into(
     except (TypeError, AttributeError, KeyError, ValueError, OverflowError) as exc:
         batch._rollback(mark)
         raise MalformedResult("bad_value", f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+    table = RESULT_TABLE[kind]
+    batch.spans.append((table, mark[table], len(batch.tables[table])))
     batch.results += 1
     batch.counts[kind] += 1
     return kind

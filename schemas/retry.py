@@ -81,12 +81,14 @@ class RetryPolicy:
         fn: Callable[[], T],
         *,
         retry_on: tuple[type[BaseException], ...],
+        never: tuple[type[BaseException], ...] = (),
         stop: threading.Event | None = None,
         on_retry: RetryHook | None = None,
         sleep: Callable[[float], object] | None = None,
     ) -> T:
         """Call ``fn`` until it returns; re-raise its last error when ``attempts`` are used
-        up or ``stop`` is set (then without waiting)."""
+        up or ``stop`` is set (then without waiting), or at once when the error is one of
+        ``retry_on`` but also one of ``never`` (a closed bus is not going to open)."""
         stops: list[tenacity.stop.stop_base] = []
         if self.attempts is not None:
             stops.append(tenacity.stop_after_attempt(self.attempts))
@@ -112,7 +114,8 @@ class RetryPolicy:
             sleep=wait_for,
             stop=tenacity.stop_any(*stops) if stops else tenacity.stop_never,
             wait=self._wait,
-            retry=tenacity.retry_if_exception_type(retry_on),
+            retry=tenacity.retry_if_exception(
+                lambda error: isinstance(error, retry_on) and not isinstance(error, never)),
             before_sleep=before_sleep,
             reraise=True,
         )
