@@ -44,11 +44,8 @@ class IngestComponent:
     name = "ingest"
 
     def __init__(self, app: Embedded) -> None:
-        cfg = app.settings.ingest
-        self.consumer = IngestConsumer(
-            app.open_bus(), app.storage, group=cfg.group, batch_size=cfg.batch_size,
-            flush_interval_s=cfg.flush_interval_s, retry_max_s=cfg.retry_max_s,
-        )
+        self.consumer = IngestConsumer(app.open_bus(), app.storage,
+                                       **app.settings.ingest.consumer_options())
 
     def run(self, stop: threading.Event) -> None:
         self.consumer.run(stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 import time
@@ -24,7 +25,7 @@ from grenswacht.commands.common import (
     set_config,
     settings,
 )
-from grenswacht.files import expand_paths, file_size, read_results
+from grenswacht.files import ReadLimits, expand_paths, file_size, read_results
 from grenswacht.render import OutputFormat, print_rows
 from grenswacht.settings import Settings
 from schemas import topics
@@ -74,7 +75,7 @@ def ingest(
     url = _endpoint_for(cfg, storage)
     stats: dict[str, Any]
     if url is not None:
-        stats = _ingest_remote(url, files)
+        stats = _ingest_remote(url, files, cfg.ingest.read_limits())
     else:
         stats = _ingest_local(cfg, storage, files).as_dict()
     stats["files"] = len(files)
@@ -104,13 +105,14 @@ def _progress() -> Progress:
 def _ingest_local(cfg: Settings, storage: str | None, files: list[Path]) -> IngestStats:
     store = _open_local(cfg, storage)
     bus = open_bus(f"memory://cli-ingest-{id(store)}")
-    consumer = IngestConsumer(bus, store, group="cli-ingest", batch_size=cfg.ingest.batch_size,
-                              retry_max_s=cfg.ingest.retry_max_s)
+    options = {**cfg.ingest.consumer_options(), "group": "cli-ingest"}
+    consumer = IngestConsumer(bus, store, **options)
+    limits = cfg.ingest.read_limits()
     with _progress() as progress:
         for path in files:
             task = progress.add_task(path.name, total=file_size(path))
             pending = 0
-            for record in read_results(path):
+            for record in read_results(path, limits):
                 bus.publish(topics.RESULTS, record.value, key=record.key, headers=record.headers)
                 pending += 1
                 if pending >= CHUNK:
@@ -123,7 +125,7 @@ def _ingest_local(cfg: Settings, storage: str | None, files: list[Path]) -> Inge
     return consumer.stats
 
 
-def _ingest_remote(url: str, files: list[Path]) -> dict[str, Any]:
+def _ingest_remote(url: str, files: list[Path], limits: ReadLimits) -> dict[str, Any]:
     err_console.print(f"grenswacht run is up at {url}: sending the results to it", style="dim")
     before = _dead_letter_count(url)
     handled_before = _handled(url)
@@ -132,7 +134,7 @@ def _ingest_remote(url: str, files: list[Path]) -> dict[str, Any]:
         for path in files:
             task = progress.add_task(path.name, total=file_size(path))
             chunk = []
-            for record in read_results(path):
+            for record in read_results(path, limits):
                 chunk.append((record.value, record.key, record.headers))
                 if len(chunk) >= 1000:
                     sent += remote_ingest(url, chunk)
@@ -215,8 +217,12 @@ def run(
                   f"endpoint {app.url}, components {', '.join(app.components)}")
     if preload:
         files = expand_paths(preload)
+        limits = cfg.ingest.read_limits()
         for path in files:
-            app.ingest([(r.value, r.key, list(r.headers)) for r in read_results(path)])
+            records = (r for r in read_results(path, limits))
+            while chunk := [(r.value, r.key, list(r.headers))
+                            for r in itertools.islice(records, CHUNK)]:
+                app.ingest(chunk)
         console.print(f"queued {len(files)} file(s) for ingest")
     console.print("press Ctrl-C to stop")
     stop.wait()
