@@ -288,14 +288,15 @@ class Embedded:
                 "rows": result.rows[:limit]}
 
     def ack_alert(self, alert_id: str, by: str, comment: str) -> dict[str, str]:
-        """Acknowledge an alert (a unique id prefix is enough) in the store this process
-        holds; ``grenswacht alerts ack`` calls this through the endpoint."""
+        """Acknowledge an alert (its id, or a unique prefix of at least 8 characters) in
+        the store this process holds; ``grenswacht alerts ack`` calls this through the
+        endpoint. Empty, short or ambiguous ids raise ``AlertIdError`` (HTTP 400)."""
         from consumers.alerts.store import AlertStore
 
         store = AlertStore(self.storage)
         found = store.get_alert(alert_id)
         if found is None:
-            raise GrenswachtError(f"no single alert matches {alert_id!r}")
+            raise GrenswachtError(f"no alert matches {alert_id!r}")
         alert, _ = found
         store.ack(alert.alert_id, by, comment)
         return {"alert_id": alert.alert_id, "application": alert.application}

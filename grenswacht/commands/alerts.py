@@ -72,7 +72,8 @@ def list_alerts(
 
 @alerts_app.command("show")
 def show(
-    alert_id: Annotated[str, typer.Argument(help="Alert id (a unique prefix is enough).")],
+    alert_id: Annotated[str, typer.Argument(
+        help="Alert id, or a unique prefix of at least 8 characters.")],
     storage: StorageOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
@@ -118,7 +119,8 @@ def show(
 
 @alerts_app.command("ack")
 def ack(
-    alert_id: Annotated[str, typer.Argument(help="Alert id (a unique prefix is enough).")],
+    alert_id: Annotated[str, typer.Argument(
+        help="Alert id, or a unique prefix of at least 8 characters.")],
     comment: Annotated[str, typer.Option("--comment", "-m", help="Why.")] = "",
     by: Annotated[str, typer.Option(help="Who (default: the login name).")] = "",
     storage: StorageOption = None,
@@ -138,7 +140,7 @@ def ack(
         store = AlertStore(open_storage(storage or cfg.storage_dsn))
         found = store.get_alert(alert_id)
         if found is None:
-            fail(f"no single alert matches {alert_id!r}")
+            fail(f"no alert matches {alert_id!r}")
         alert, _ = found
         store.ack(alert.alert_id, by or getpass.getuser(), comment)
     except GrenswachtError as exc:
