@@ -98,7 +98,8 @@ class AnalysisComponent:
         stats = self.loop.stats
         return {"windows": stats.windows, "paths": stats.paths, "classes": stats.classes,
                 "corrections": stats.corrections, "failures": stats.failures,
-                "steps": stats.steps, "last_error": stats.last_error}
+                "steps": stats.steps, "last_error": stats.last_error,
+                "failing_windows": stats.failing_windows()}
 
 
 class SchedulerComponent:
