@@ -207,6 +207,7 @@ class ResultSink:
         columns = dict(zip(names, zip(*rows, strict=True), strict=True))
         with FLUSH_SECONDS.labels(table).time():
             self.storage.insert(table, columns, dedup_token=token)
+        log.debug("inserted %d rows into %s (token %s)", len(rows), table, token)
 
     def _write(self, table: str, indices: list[int], whole: bool) -> dict[int, str]:
         """Insert the rows of ``indices`` into ``table``; return the results that ClickHouse

@@ -324,7 +324,7 @@ def _mpls_labels(icmpext: Any, batch: RowBatch) -> list[int]:
                     if type(label) is int and MPLS_LABEL.fits([label]):
                         labels.append(label)
                     else:  # kept in icmp_extensions and raw_results, not in mpls_labels
-                        batch.null("mpls label", f"{str(label)[:30]} not a {MPLS_LABEL.type} "
+                        batch.null("mpls label", f"{str(label)[:30]} not a {MPLS_LABEL.base} "
                                                  "element: left out of mpls_labels")
     return labels
 

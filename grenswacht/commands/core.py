@@ -6,6 +6,7 @@ import itertools
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -104,7 +105,7 @@ def _progress() -> Progress:
 
 def _ingest_local(cfg: Settings, storage: str | None, files: list[Path]) -> IngestStats:
     store = _open_local(cfg, storage)
-    bus = open_bus(f"memory://cli-ingest-{id(store)}")
+    bus = open_bus(f"memory://cli-ingest-{uuid.uuid4().hex}")  # a fresh bus per command
     options = {**cfg.ingest.consumer_options(), "group": "cli-ingest"}
     consumer = IngestConsumer(bus, store, **options)
     limits = cfg.ingest.read_limits()
