@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import signal
 import threading
 import time
@@ -34,6 +33,10 @@ from schemas.bus import open_bus
 from schemas.errors import GrenswachtError, InputError
 
 CHUNK = 5000
+CHUNK_BYTES = 32 * 1024 * 1024
+"""Bytes of records queued on the command's bus before they are drained into the store."""
+REMOTE_CHUNK_BYTES = 8 * 1024 * 1024
+"""Bytes of records per upload to a running ``grenswacht run``."""
 DEAD_LETTER_HINT = 'why: grenswacht sql "SELECT origin, reason, detail FROM dead_letters"'
 
 
@@ -112,13 +115,14 @@ def _ingest_local(cfg: Settings, storage: str | None, files: list[Path]) -> Inge
     with _progress() as progress:
         for path in files:
             task = progress.add_task(path.name, total=file_size(path))
-            pending = 0
+            pending = pending_bytes = 0
             for record in read_results(path, limits):
                 bus.publish(topics.RESULTS, record.value, key=record.key, headers=record.headers)
                 pending += 1
-                if pending >= CHUNK:
+                pending_bytes += len(record.value)
+                if pending >= CHUNK or pending_bytes >= CHUNK_BYTES:  # memory stays bounded
                     consumer.drain(idle_timeout=0)
-                    pending = 0
+                    pending = pending_bytes = 0
                     progress.update(task, completed=record.position)
             consumer.drain(idle_timeout=0)
             progress.update(task, completed=file_size(path))
@@ -135,11 +139,14 @@ def _ingest_remote(url: str, files: list[Path], limits: ReadLimits) -> dict[str,
         for path in files:
             task = progress.add_task(path.name, total=file_size(path))
             chunk = []
+            chunk_bytes = 0
             for record in read_results(path, limits):
                 chunk.append((record.value, record.key, record.headers))
-                if len(chunk) >= 1000:
+                chunk_bytes += len(record.value)
+                if len(chunk) >= 1000 or chunk_bytes >= REMOTE_CHUNK_BYTES:
                     sent += remote_ingest(url, chunk)
                     chunk = []
+                    chunk_bytes = 0
                     progress.update(task, completed=record.position)
             if chunk:
                 sent += remote_ingest(url, chunk)
@@ -220,9 +227,15 @@ def run(
         files = expand_paths(preload)
         limits = cfg.ingest.read_limits()
         for path in files:
-            records = (r for r in read_results(path, limits))
-            while chunk := [(r.value, r.key, list(r.headers))
-                            for r in itertools.islice(records, CHUNK)]:
+            chunk: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]] = []
+            size = 0
+            for r in read_results(path, limits):
+                chunk.append((r.value, r.key, list(r.headers)))
+                size += len(r.value)
+                if len(chunk) >= CHUNK or size >= CHUNK_BYTES:
+                    app.ingest(chunk)
+                    chunk, size = [], 0
+            if chunk:
                 app.ingest(chunk)
         console.print(f"queued {len(files)} file(s) for ingest")
     console.print("press Ctrl-C to stop")

@@ -9,8 +9,9 @@ embedded mode relies on ClickHouse for durability and re-reads its inputs after 
 Retention (memory stays bounded however long the process runs): a message is kept until
 every group that subscribed to its topic has committed past it, and then for as long as the
 committed messages of its partition stay within :data:`RETAIN_COMMITTED_BYTES` (so a group
-that subscribes a little later still sees recent history). A group whose committed offset
-is older than the oldest kept message starts at the oldest kept one.
+that subscribes a little later still sees recent history). A topic no group subscribed to
+(yet) keeps that many bytes per partition. A group whose committed offset is older than
+the oldest kept message starts at the oldest kept one.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class MemoryBroker:
         self._logs: dict[str, list[list[Message]]] = {}
         self._base: dict[str, list[int]] = {}  # offset of each partition's first kept message
         self._readers: dict[str, set[str]] = {}  # groups that subscribed to each topic
+        self._bytes: dict[str, list[int]] = {}  # bytes kept per partition
         self._groups: dict[str, _Group] = {}
         self.lock = threading.Condition()
 
@@ -54,6 +56,7 @@ class MemoryBroker:
                 count = partitions or self.default_partitions
                 self._logs[topic] = [[] for _ in range(count)]
                 self._base[topic] = [0] * count
+                self._bytes[topic] = [0] * count
 
     def partitions_for(self, topic: str) -> int:
         self.create_topic(topic)
@@ -73,6 +76,11 @@ class MemoryBroker:
             offset = self._base[topic][index] + len(log)
             message = Message(topic, index, offset, key, value, headers, int(time.time() * 1000))
             log.append(message)
+            self._bytes[topic][index] += len(value)
+            if not self._readers.get(topic) and self._bytes[topic][index] > RETAIN_COMMITTED_BYTES:
+                # nobody reads it (yet): keep only recent history (half, so not every append
+                # trims again)
+                self.trim(topic, keep=RETAIN_COMMITTED_BYTES // 2)
             self.lock.notify_all()
             return message
 
@@ -94,25 +102,28 @@ class MemoryBroker:
         with self.lock:
             self._readers.setdefault(topic, set()).add(group)
 
-    def trim(self, topic: str) -> None:
-        """Forget messages every subscribed group has committed, beyond the retained bytes."""
+    def trim(self, topic: str, keep: int = RETAIN_COMMITTED_BYTES) -> None:
+        """Forget messages every subscribed group has committed, beyond ``keep`` bytes of
+        them per partition."""
         with self.lock:
-            readers = self._readers.get(topic)
-            if not readers or topic not in self._logs:
+            if topic not in self._logs:
                 return
+            readers = self._readers.get(topic)
             for index, log in enumerate(self._logs[topic]):
                 tp = TopicPartition(topic, index)
-                floor = min(self.group(g).committed.get(tp, 0) for g in readers)
                 base = self._base[topic][index]
+                floor = (min(self.group(g).committed.get(tp, 0) for g in readers) if readers
+                         else base + len(log))
                 done = min(floor - base, len(log))
                 if done <= 0:
                     continue
                 kept = 0
                 cut = done
-                while cut > 0 and kept + len(log[cut - 1].value) <= RETAIN_COMMITTED_BYTES:
+                while cut > 0 and kept + len(log[cut - 1].value) <= keep:
                     cut -= 1
                     kept += len(log[cut].value)
                 if cut > 0:
+                    self._bytes[topic][index] -= sum(len(m.value) for m in log[:cut])
                     del log[:cut]
                     self._base[topic][index] = base + cut
 
