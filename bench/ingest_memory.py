@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -41,7 +42,14 @@ def run(path: Path, store: Path, feed: Callable[[], None] | None = None) -> tupl
         [sys.executable, "-m", "grenswacht.cli", "ingest", str(path), "--storage",
          f"chdb://{store / 'chdb'}", "-f", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    writer = threading.Thread(target=feed, daemon=True) if feed else None
+    def feeding() -> None:
+        try:
+            if feed is not None:
+                feed()
+        except BrokenPipeError:
+            pass  # the reader stopped early (a limit), as it should
+
+    writer = threading.Thread(target=feeding, daemon=True) if feed else None
     if writer:
         writer.start()
     assert process.stdout is not None
@@ -49,7 +57,14 @@ def run(path: Path, store: Path, feed: Callable[[], None] | None = None) -> tupl
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     process.stdout.close()
-    return time.monotonic() - started, usage.ru_maxrss * 1024, (output or [""])[-1][:150]
+    text = "\n".join(output)
+    if "[" in text and process.returncode == 0:
+        row = json.loads(text[text.index("["):])[0]
+        outcome = (f"{row.get('results', 0):,} results, {row.get('dead_letters', 0):,} dead "
+                   f"letters {row.get('dead_letter_reasons', '')}")
+    else:
+        outcome = f"exit {process.returncode}: {(output or [''])[-1][:120]}"
+    return time.monotonic() - started, usage.ru_maxrss * 1024, outcome
 
 
 def main() -> None:

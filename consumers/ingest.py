@@ -74,7 +74,7 @@ class IngestConsumer:
         *,
         group: str = "grenswacht-ingest",
         batch_size: int = 5000,
-        batch_max_bytes: int = 64 * 1024 * 1024,
+        batch_max_bytes: int = 16 * 1024 * 1024,
         flush_interval_s: float = 1.0,
         retry_max_s: float = 30.0,
     ) -> None:

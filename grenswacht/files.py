@@ -222,7 +222,8 @@ def _lines(source: _Replay, stream: _Limited, cap: int) -> Iterator[_Line]:
         yield _Line(number + 1, carry)
 
 
-def _open(path: Path, limits: ReadLimits) -> tuple[IO[bytes], _Limited]:
+def check_readable(path: Path) -> None:
+    """Raise InputError unless ``path`` is a regular file or a pipe."""
     try:
         mode = path.stat().st_mode
     except OSError as exc:
@@ -231,6 +232,10 @@ def _open(path: Path, limits: ReadLimits) -> tuple[IO[bytes], _Limited]:
         kind = ("a character device" if stat.S_ISCHR(mode) else "a block device"
                 if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
         raise InputError(f"{path}: is {kind}, not a file of results")
+
+
+def _open(path: Path, limits: ReadLimits) -> tuple[IO[bytes], _Limited]:
+    check_readable(path)
     try:
         raw = path.open("rb")
     except OSError as exc:
@@ -443,6 +448,7 @@ def expand_paths(paths: list[Path]) -> list[Path]:
                 ))
             )
         elif path.exists():
+            check_readable(path)
             out.append(path)
         else:
             raise InputError(f"{path}: no such file or folder")

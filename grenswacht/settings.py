@@ -50,7 +50,7 @@ class IngestSettings(BaseModel):
         30.0, gt=0, description="Longest backoff between retries when storage is unavailable."
     )
     batch_max_bytes: int = Field(
-        64 * 1024 * 1024, ge=1_000_000,
+        16 * 1024 * 1024, ge=1_000_000,
         description="Flush a batch once its messages hold this many bytes (bounds memory).",
     )
     max_line_bytes: int = Field(

@@ -33,7 +33,7 @@ from schemas.bus import open_bus
 from schemas.errors import GrenswachtError, InputError
 
 CHUNK = 5000
-CHUNK_BYTES = 32 * 1024 * 1024
+CHUNK_BYTES = 16 * 1024 * 1024
 """Bytes of records queued on the command's bus before they are drained into the store."""
 REMOTE_CHUNK_BYTES = 8 * 1024 * 1024
 """Bytes of records per upload to a running ``grenswacht run``."""

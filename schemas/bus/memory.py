@@ -27,7 +27,7 @@ from schemas.errors import BusClosed, BusError
 from schemas.topics import MAX_MESSAGE_BYTES
 
 DEFAULT_PARTITIONS = 3
-RETAIN_COMMITTED_BYTES = 32 * 1024 * 1024
+RETAIN_COMMITTED_BYTES = 8 * 1024 * 1024
 """Bytes of already committed messages kept per partition."""
 
 
