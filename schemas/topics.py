@@ -30,6 +30,9 @@ ALERTS = "grenswacht.alerts.v1"
 DEAD_LETTERS = "grenswacht.dead-letters.v1"
 
 ALL_TOPICS = (RESULTS, PROBE_TASKS, FINDINGS, ALERTS, DEAD_LETTERS)
+OUTPUT_TOPICS = (FINDINGS, ALERTS, DEAD_LETTERS)
+"""Topics published for readers outside the pipeline (dashboards, other services): on the
+in-process memory bus, nobody may ever read them, so they keep only recent history."""
 
 # Header names used on every topic (values are UTF-8 bytes).
 HEADER_SOURCE = "gw-source"  # "atlas" | "probe" | "file"

@@ -9,9 +9,11 @@ embedded mode relies on ClickHouse for durability and re-reads its inputs after 
 Retention (memory stays bounded however long the process runs): a message is kept until
 every group that subscribed to its topic has committed past it, and then for as long as the
 committed messages of its partition stay within :data:`RETAIN_COMMITTED_BYTES` (so a group
-that subscribes a little later still sees recent history). A topic no group subscribed to
-(yet) keeps that many bytes per partition. A group whose committed offset is older than
-the oldest kept message starts at the oldest kept one.
+that subscribes a little later still sees recent history). An output topic
+(:data:`schemas.topics.OUTPUT_TOPICS`: findings, alerts, dead letters) that no group
+subscribed to keeps that many bytes per partition; any other topic keeps every message
+until a group has read and committed it. A group whose committed offset is older than the
+oldest kept message starts at the oldest kept one.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 
 from schemas.bus.base import Bus, Message, RevokeCallback, Subscription, TopicPartition
 from schemas.errors import BusClosed, BusError
-from schemas.topics import MAX_MESSAGE_BYTES
+from schemas.topics import MAX_MESSAGE_BYTES, OUTPUT_TOPICS
 
 DEFAULT_PARTITIONS = 3
 RETAIN_COMMITTED_BYTES = 8 * 1024 * 1024
@@ -77,7 +79,8 @@ class MemoryBroker:
             message = Message(topic, index, offset, key, value, headers, int(time.time() * 1000))
             log.append(message)
             self._bytes[topic][index] += len(value)
-            if not self._readers.get(topic) and self._bytes[topic][index] > RETAIN_COMMITTED_BYTES:
+            if (topic in OUTPUT_TOPICS and not self._readers.get(topic)
+                    and self._bytes[topic][index] > RETAIN_COMMITTED_BYTES):
                 # nobody reads it (yet): keep only recent history (half, so not every append
                 # trims again)
                 self.trim(topic, keep=RETAIN_COMMITTED_BYTES // 2)
@@ -106,9 +109,9 @@ class MemoryBroker:
         """Forget messages every subscribed group has committed, beyond ``keep`` bytes of
         them per partition."""
         with self.lock:
-            if topic not in self._logs:
-                return
             readers = self._readers.get(topic)
+            if topic not in self._logs or (not readers and topic not in OUTPUT_TOPICS):
+                return
             for index, log in enumerate(self._logs[topic]):
                 tp = TopicPartition(topic, index)
                 base = self._base[topic][index]
