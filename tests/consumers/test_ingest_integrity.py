@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from grenswacht.files import ReadLimits, read_results
 from schemas import topics
 from schemas.bus import open_bus
 from schemas.errors import InputError, ResultError
-from schemas.normalize import RowBatch, normalize_into
+from schemas.normalize import TRACEROUTE_COLUMNS, RowBatch, normalize_into
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "atlas"
 RESULT_FILES = sorted(
@@ -33,6 +34,7 @@ RESULT_FILES = sorted(
 )
 TABLES = ("raw_results", "traceroute_hops", "dns_answers", "ping_results", "dead_letters")
 SAGAN = FIXTURES / "traceroute" / "sagan_tests.jsonl"
+TRACEROUTE_SIZE = TRACEROUTE_COLUMNS.index("size")
 
 
 def lines_of(path: Path) -> list[bytes]:
@@ -267,3 +269,82 @@ def test_devices_are_refused_and_pipes_are_read(tmp_path: Path) -> None:
         assert len(list(read_results(fifo))) == len(good)
     finally:
         os.waitpid(pid, 0)
+
+
+def _sink_messages(bus_name: str, lines: list[bytes]) -> tuple[Any, list[Any]]:
+    bus = open_bus(f"memory://{bus_name}")
+    for line in lines:
+        bus.publish(topics.RESULTS, line, headers=[(topics.HEADER_SOURCE, b"file")])
+    reader = open_bus(f"memory://{bus_name}")
+    reader.subscribe([topics.RESULTS], "peek")
+    return bus, reader.poll(max_records=1000, timeout=1)
+
+
+def test_an_insert_clickhouse_refuses_is_bisected_to_the_bad_result(storage: Storage) -> None:
+    from consumers.sink import ResultSink
+
+    lines = _sagan_lines()[:12]
+    _, messages = _sink_messages("integrity-bisect", lines)
+    sink = ResultSink(storage)
+    for message in messages:
+        sink.add(message)
+    # a value past the normaliser's checks (as a bug there would let through)
+    table, start, _ = sink.batch.spans[7]
+    sink_value = sink.results[7][0].value
+    rows = sink.batch.tables[table]
+    size = TRACEROUTE_SIZE
+    rows[start] = rows[start][:size] + (2**40,) + rows[start][size + 1:]
+    sink.flush()
+    assert sink.stats.results == len(lines) - 1
+    (dead,) = storage.query("SELECT reason, detail FROM dead_letters").rows
+    assert dead[0] == "insert_rejected" and "size" in dead[1]
+    assert counts(storage)["raw_results"] == len(lines) - 1
+    bad = orjson.loads(sink_value)
+    orphans = storage.query(
+        "SELECT count() FROM traceroute_hops WHERE measurement_id = {m:UInt64} AND probe_id = "
+        "{p:UInt64} AND timestamp = toDateTime64({t:UInt64}, 3, 'UTC')",
+        {"m": bad["msm_id"], "p": bad["prb_id"], "t": bad["timestamp"]}).rows[0][0]
+    assert orphans == 0
+
+
+class _Down:
+    """The real store behind a switch: while ``down``, inserts fail as when the disk is
+    full (the error ClickHouse gives then, mapped at the seam)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage, self.down = storage, True
+
+    def insert(self, table: str, columns: Any, *, dedup_token: str | None = None) -> int:
+        if self.down:
+            from consumers.storage import _map_error
+
+            raise _map_error(RuntimeError("Code: 243. DB::Exception: Cannot reserve 1.00 "
+                                          "MiB, not enough space. (NOT_ENOUGH_SPACE)"), "insert")
+        return self.storage.insert(table, columns, dedup_token=dedup_token)
+
+
+def test_backpressure_waits_shows_why_and_then_stores(storage: Storage) -> None:
+    import threading
+
+    from consumers.metrics import INGEST_WAITING
+
+    lines = _sagan_lines()[:5]
+    bus, _ = _sink_messages("integrity-down", lines)
+    store = _Down(storage)
+    consumer = IngestConsumer(bus, store, group="down", retry_max_s=0.2)  # type: ignore[arg-type]
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (consumer.drain(idle_timeout=0), done.set()))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while consumer.stats.waiting is None or consumer.stats.retries < 3:
+        assert time.monotonic() < deadline and not done.is_set()
+        time.sleep(0.05)
+    waiting = consumer.stats.as_dict()["waiting"]
+    assert "NOT_ENOUGH_SPACE" in waiting["reason"] and waiting["kind"] == "StorageUnavailable"
+    assert INGEST_WAITING.labels("down")._value.get() == 1
+    assert counts(storage)["raw_results"] == 0  # nothing stored, nothing committed
+    store.down = False
+    thread.join(60)
+    assert done.is_set() and consumer.stats.waiting is None
+    assert INGEST_WAITING.labels("down")._value.get() == 0
+    assert counts(storage)["raw_results"] == len(lines)
