@@ -656,12 +656,9 @@ def normalize_into(
             result.get("dst_name") or result.get("dst_addr") or result.get("addr"),
             "destination", MAX_NAME_LEN,
         )
-        if payload is None:
-            text = orjson.dumps(result).decode()
-        elif isinstance(payload, bytes):
-            text = payload.decode("utf-8", "replace")
-        else:
-            text = payload
+        # bytes go into the String column as they are (no decoded copy: a 1 MB result
+        # would otherwise be held twice)
+        text: bytes | str = orjson.dumps(result) if payload is None else payload
         notes = batch.notes
         batch.tables["raw_results"].append(
             (source, msm, prb, ts, kind, destination, vp, firmware, text,
