@@ -23,6 +23,10 @@ messages (header ``gw-dead-letter``), so the ingest consumer stores them with th
   read. A truncated gzip keeps what was read; the cut-off last line is in its dead letter.
 * **Not a regular file**: pipes are read (same limits); devices (``/dev/zero``), sockets
   and the like are refused with :class:`~schemas.errors.InputError`.
+
+(Longer than the usual ~400 lines on purpose: framing, the bounded line reader and the
+streamed document reader share the limits and the dead-letter records; split, each would
+need the others' internals.)
 """
 
 from __future__ import annotations
