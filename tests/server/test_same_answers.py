@@ -60,7 +60,7 @@ COMMANDS = [
     ("findings", "-f", "json"),
     ("explain", "wikipedia-lb.esams.wikimedia.org", "-f", "json"),
     ("alerts", "list", "-f", "json"),
-    ("alerts", "show", "a1b2", "-f", "json"),
+    ("alerts", "show", "a1b2c3", "-f", "json"),
 ]
 
 
@@ -89,11 +89,11 @@ def test_every_command_answers_the_same_with_run_up_and_without(
     again = Embedded(cfg)
     again.start(only=set())
     try:  # an acknowledgement goes through the write route while run holds the store
-        assert "acknowledged a1b2c3" in _cli(filled, "alerts", "ack", "a1b2", "-m",
+        assert "acknowledged a1b2c3" in _cli(filled, "alerts", "ack", "a1b2c3", "-m",
                                              "through run", "--by", "officer")
     finally:
         again.stop()
-    shown = json.loads(_cli(filled, "alerts", "show", "a1b2", "-f", "json"))
+    shown = json.loads(_cli(filled, "alerts", "show", "a1b2c3", "-f", "json"))
     assert shown["acknowledged"]["comment"] == "through run"
 
 
