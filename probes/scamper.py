@@ -20,6 +20,7 @@ from typing import Any
 
 from probes.context import RunContext, now
 from probes.flows import DEFAULT_SOURCE_PORT_BASE
+from probes.settings import TaskOptions, task_options
 from schemas.errors import ProbeError
 from schemas.tasks import ProbeTask
 
@@ -30,23 +31,24 @@ _UNREACHABLE_FLAGS = {
 }
 
 
-def scamper_command(task: ProbeTask, context: RunContext, address: str) -> list[str]:
+def scamper_command(
+    task: ProbeTask, options: TaskOptions, context: RunContext, address: str
+) -> list[str]:
     settings = context.settings
-    options = task.options
     method = _METHODS.get(task.protocol)
     if method is None:
         raise ProbeError(f"scamper runner does not do {task.protocol!r} traceroute")
-    wait = max(1, round(float(options.get("timeout_s", settings.timeout_s))))
+    wait = max(1, round(options.timeout_s))
     trace = [
         "trace", "-P", method, "-Q",
-        "-q", str(int(options.get("packets", settings.packets))),
-        "-m", str(int(options.get("max_hops", settings.max_hops))),
+        "-q", str(options.packets),
+        "-m", str(options.max_hops),
         "-w", str(wait),
-        "-g", str(int(options.get("gap_limit", settings.gap_limit))),
+        "-g", str(options.gap_limit),
     ]
     if task.protocol == "tcp":
         trace += ["-s", str(DEFAULT_SOURCE_PORT_BASE + task.paris_id),
-                  "-d", str(int(options.get("port", 443)))]
+                  "-d", str(options.port or 443)]
     else:
         trace += ["-d", str(task.paris_id + 1)]
     executable = shutil.which(settings.scamper) or settings.scamper
@@ -90,10 +92,11 @@ def atlas_hops(trace: dict[str, Any], af: int, packets: int) -> list[dict[str, A
 
 def run_scamper_traceroute(task: ProbeTask, context: RunContext) -> list[dict[str, Any]]:
     """A traceroute runner for ``protocol`` icmp or tcp (needs scamper's privileges)."""
+    options = task_options(task, context.settings)
     address, name = context.resolve(task.target, task.af)
     af = 6 if ":" in address else 4
-    command = scamper_command(task, context, address)
-    packets = int(task.options.get("packets", context.settings.packets))
+    command = scamper_command(task, options, context, address)
+    packets = options.packets
     started = now()
     try:
         done = subprocess.run(  # noqa: S603 - fixed argument list, no shell

@@ -20,7 +20,8 @@ cousteau/requests in ``scheduler/atlas.py``). Everything above the seams sees on
     │   ├── AtlasAuthError           key missing, invalid or without a permission
     │   └── AtlasRateLimited         HTTP 429 / 5xx, with ``retry_after``
     └── ProbeError                   a self-hosted measurement could not run
-        └── TargetNotAllowed         the target is outside the allow-list
+        ├── TargetNotAllowed         the target is outside the allow-list
+        └── InvalidTaskOptions       a probe task's options are unknown or nonsense
 """
 
 from __future__ import annotations
@@ -113,3 +114,7 @@ class ProbeError(GrenswachtError):
 
 class TargetNotAllowed(ProbeError):
     """The destination is outside the agent's allow-list (or inside its deny-list)."""
+
+
+class InvalidTaskOptions(ProbeError):
+    """A probe task names an unknown option or gives one a value that makes no sense."""
