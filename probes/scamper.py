@@ -9,6 +9,10 @@ sends them all, like Atlas), ``{"x": "*"}`` for a probe without an answer.
 The flow id: TCP uses source port ``33000 + paris_id`` to destination port 443 (option
 ``port``); ICMP Paris fixes the ICMP checksum to ``paris_id + 1`` (scamper's ``-d`` for
 ``icmp-paris``), so every probe of one trace has the same checksum and ICMP identifier.
+
+:func:`run_tracelb` runs scamper's own MDA (``tracelb``) for the comparison with
+grenswacht's (``bench/mda_vs_tracelb.py``, docs/probes.md); it returns scamper's JSON
+object as is (there is no Atlas format for it).
 """
 
 from __future__ import annotations
@@ -133,3 +137,38 @@ def run_scamper_traceroute(task: ProbeTask, context: RunContext) -> list[dict[st
         }
     )
     return [result]
+
+
+def run_tracelb(
+    address: str, *, netns: str | None = None, confidence: int = 95,
+    method: str = "udp-dport", executable: str = "scamper", timeout_s: float = 900.0,
+) -> dict[str, Any]:
+    """One scamper ``tracelb`` to ``address`` (1 s reply wait, 1 attempt, 150 ms between
+    probes — the least scamper 20211212 accepts); scamper's JSON ``tracelb`` object."""
+    lb = f"tracelb -P {method} -c {confidence} -q 1 -w 1 -W 15"
+    command = [shutil.which(executable) or executable, "-O", "json", "-c", lb, "-i", address]
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+            command, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ProbeError(f"cannot run scamper: {exc}") from exc
+    for line in done.stdout.splitlines():
+        obj = json.loads(line) if line.strip() else {}
+        if obj.get("type") == "tracelb":
+            return dict(obj)
+    raise ProbeError(f"scamper tracelb failed (exit {done.returncode}): "
+                     f"{done.stderr.strip()[:300] or 'no tracelb object'}")
+
+
+def tracelb_interfaces(tracelb: dict[str, Any]) -> set[str]:
+    """Every interface address a ``tracelb`` object names (nodes and link ends)."""
+    found = set()
+    for node in tracelb.get("nodes", []):
+        found.add(str(node.get("addr", "*")))
+        for link in node.get("links", []):
+            for hop in link:
+                found.add(str(hop.get("addr", "*")))
+    return found - {"*"}
