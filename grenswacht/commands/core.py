@@ -8,8 +8,17 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from consumers.ingest import IngestConsumer, IngestStats
@@ -64,8 +73,12 @@ def ingest(
                                                      "(JSON array, JSON Lines, .gz).")],
     storage: StorageOption = None,
     fmt: FormatOption = OutputFormat.table,
+    analyse: Annotated[bool, typer.Option(
+        "--analyse/--no-analyse", help="Analyse the windows the results fall into (verdicts, "
+        "findings, application verdicts) before returning; with `grenswacht run` up, wait "
+        "until it has.")] = True,
 ) -> None:
-    """Ingest RIPE Atlas result files through the bus into storage."""
+    """Ingest RIPE Atlas result files through the bus into storage, then analyse them."""
     cfg = settings()
     try:
         files = expand_paths(paths)
@@ -74,14 +87,19 @@ def ingest(
     url = _endpoint_for(cfg, storage)
     stats: dict[str, Any]
     if url is not None:
-        stats = _ingest_remote(url, files)
+        stats = _ingest_remote(url, files, analyse=analyse)
     else:
-        stats = _ingest_local(cfg, storage, files).as_dict()
+        store = _open_local(cfg, storage)
+        ingested, windows = _ingest_local(cfg, store, files)
+        stats = ingested.as_dict()
+        if analyse:
+            stats.update(_analyse_local(cfg, store, windows))
     stats["files"] = len(files)
     if fmt is OutputFormat.table:
         table = Table(title="ingested", show_header=False)
         for key in ("files", "results", "traceroute_hops", "dns_answers", "ping_results",
-                    "dead_letters"):
+                    "dead_letters", "windows_analysed", "path_verdicts", "home_paths",
+                    "application_verdicts", "findings", "windows_failed"):
             if key in stats:
                 table.add_row(key.replace("_", " "), f"{stats[key]:,}")
         console.print(table)
@@ -101,8 +119,12 @@ def _progress() -> Progress:
     )
 
 
-def _ingest_local(cfg: Settings, storage: str | None, files: list[Path]) -> IngestStats:
-    store = _open_local(cfg, storage)
+def _ingest_local(cfg: Settings, store: Storage, files: list[Path]) -> tuple[IngestStats,
+                                                                            set[int]]:
+    """Ingest into the store this process opened; the analysis windows the results fall
+    into."""
+    window_s = cfg.analysis.window_s
+    windows: set[int] = set()
     bus = open_bus(f"memory://cli-ingest-{id(store)}")
     consumer = IngestConsumer(bus, store, group="cli-ingest", batch_size=cfg.ingest.batch_size,
                               retry_max_s=cfg.ingest.retry_max_s)
@@ -111,6 +133,9 @@ def _ingest_local(cfg: Settings, storage: str | None, files: list[Path]) -> Inge
             task = progress.add_task(path.name, total=file_size(path))
             pending = 0
             for record in read_results(path):
+                stamp = _timestamp(record.value)
+                if stamp is not None:
+                    windows.add(stamp - stamp % window_s)
                 bus.publish(topics.RESULTS, record.value, key=record.key, headers=record.headers)
                 pending += 1
                 if pending >= CHUNK:
@@ -120,10 +145,45 @@ def _ingest_local(cfg: Settings, storage: str | None, files: list[Path]) -> Inge
             consumer.drain(idle_timeout=0)
             progress.update(task, completed=file_size(path))
     bus.close()
-    return consumer.stats
+    return consumer.stats, windows
 
 
-def _ingest_remote(url: str, files: list[Path]) -> dict[str, Any]:
+def _timestamp(value: bytes) -> int | None:
+    try:
+        stamp = orjson.loads(value).get("timestamp")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return stamp if isinstance(stamp, int) else None
+
+
+def _analyse_local(cfg: Settings, store: Storage, touched: set[int]) -> dict[str, Any]:
+    """Analyse the touched windows (and any left unanalysed) with a progress bar."""
+    from consumers.analysis import analyse_windows, unanalysed_windows
+    from grenswacht.embedded import analysis_context
+
+    try:
+        context = analysis_context(cfg, store)
+        windows = touched | set(unanalysed_windows(store, cfg.analysis.window_s))
+    except GrenswachtError as exc:
+        fail(f"cannot analyse: {exc}")
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("windows"), TimeRemainingColumn(),
+                        console=err_console, transient=True)
+    with progress:
+        task = progress.add_task("analysing", total=len(windows))
+        stats = analyse_windows(store, None, context, windows,
+                                window_s=cfg.analysis.window_s,
+                                progress=lambda done, _total, _s: progress.update(
+                                    task, completed=done))
+    for window, failure in sorted(stats.failing.items()):
+        err_console.print(f"[yellow]window {window} not analysed[/]: {escape(failure.error)}",
+                          highlight=False)
+    return {"windows_analysed": stats.windows, "path_verdicts": stats.paths,
+            "home_paths": stats.home_paths, "application_verdicts": stats.applications,
+            "findings": sum(stats.findings.values()), "windows_failed": len(stats.failing)}
+
+
+def _ingest_remote(url: str, files: list[Path], *, analyse: bool = True) -> dict[str, Any]:
     err_console.print(f"grenswacht run is up at {url}: sending the results to it", style="dim")
     before = _dead_letter_count(url)
     handled_before = _handled(url)
@@ -142,7 +202,31 @@ def _ingest_remote(url: str, files: list[Path]) -> dict[str, Any]:
                 sent += remote_ingest(url, chunk)
             progress.update(task, completed=file_size(path))
     _wait_until_stored(url, handled_before + sent)
+    if analyse:
+        _wait_until_analysed(url, handled_before + sent)
     return {"results_sent": sent, "dead_letters": _dead_letter_count(url) - before}
+
+
+def _wait_until_analysed(url: str, target: int, timeout: float = 600) -> None:
+    """Wait until the running analysis has seen ``target`` messages and analysed every
+    window they touched (a failing window is reported, not waited for)."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while True:
+        analysis = remote_status(url).get("components", {}).get("analysis")
+        if analysis is None:
+            return  # no analysis component in this process
+        if (int(analysis.get("received", 0)) >= target
+                and int(analysis.get("pending_windows", 0)) <= len(
+                    analysis.get("failing_windows", {}))):
+            for window, failure in analysis.get("failing_windows", {}).items():
+                err_console.print(f"[yellow]window {window} not analysed yet[/]: "
+                                  f"{escape(str(failure.get('error', '')))}", highlight=False)
+            return
+        if time.monotonic() > deadline:
+            err_console.print("[yellow]still being analysed[/]: check `grenswacht status`")
+            return
+        pause.wait(0.2)
 
 
 def _dead_letter_count(url: str) -> int:

@@ -1,0 +1,119 @@
+"""``grenswacht apps``: the current verdict of every application, one row each, with the
+shares per class, the home vantage points and paths counted, the period and one line of
+why (``consumers.current``; ``docs/verdicts.md``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from consumers.current import (
+    ApplicationState,
+    current_applications,
+    shares_by_municipality,
+)
+from consumers.storage import open_storage
+from consumers.verdicts import DESCRIPTIONS, FORWARD_ONLY_NOTE
+from grenswacht.client import remote_sql, running_endpoint
+from grenswacht.commands.common import FormatOption, StorageOption, console, fail, settings
+from grenswacht.render import OutputFormat, print_rows
+from schemas.errors import GrenswachtError
+
+SHORT = {
+    "hosted_in_us": "US-hosted", "routed_via_us": "via US", "us_operated_in_eu": "US-op EU",
+    "elsewhere": "elsewhere", "eu_hosted_eu_operated": "EU", "unknown": "unknown",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    column_names: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+
+
+class _Endpoint:
+    """The running ``grenswacht run`` as a read-only store (until ``open_store`` lands)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def query(self, sql: str) -> _Answer:
+        answer = remote_sql(self.url, sql)
+        return _Answer(list(answer["columns"]), answer["rows"])
+
+
+def open_reader(storage: str | None) -> Any:
+    """The running endpoint when ``run`` is up (and no other store is named), else the
+    store itself."""
+    cfg = settings()
+    url = None if storage else running_endpoint(cfg.data_dir)
+    return _Endpoint(url) if url is not None else open_storage(storage or cfg.storage_dsn)
+
+
+def _shares(state: ApplicationState) -> str:
+    return ", ".join(f"{SHORT.get(k, k)} {v:.0%}" for k, v in
+                     sorted(state.shares.items(), key=lambda kv: -kv[1]))
+
+
+def _period(state: ApplicationState) -> str:
+    if state.period_end is None:
+        return ""
+    return f"{state.period_end:%Y-%m-%d %H:%M}"
+
+
+def _table(states: Sequence[ApplicationState]) -> Table:
+    table = Table(title=f"{len(states)} applications", show_lines=False)
+    for name in ("application", "verdict", "confidence", "shares of home paths", "VPs",
+                 "paths", "measured until (UTC)", "why"):
+        table.add_column(name, overflow="fold")
+    for s in states:
+        verdict = s.verdict if s.measured else "not measured"
+        table.add_row(*(escape(str(v)) for v in (
+            s.application, verdict, s.confidence if s.measured else "", _shares(s),
+            len(s.vantage_points) or "", s.paths or "", _period(s), s.why)))
+    return table
+
+
+def apps(
+    municipality: Annotated[str | None, typer.Option(
+        "--municipality", "-m", help="Only the applications of this municipality.")] = None,
+    storage: StorageOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """The current verdict of every application, from the home vantage points."""
+    try:
+        states = current_applications(open_reader(storage), municipality)
+    except GrenswachtError as exc:
+        fail(str(exc))
+    if municipality and not states:
+        fail(f"no application of municipality {municipality!r} in the inventory")
+    if fmt is OutputFormat.json:
+        print(_json(states))
+        return
+    if fmt is OutputFormat.csv:
+        columns = ["application", "verdict", "confidence", "shares", "vantage_points",
+                   "paths", "period_start", "period_end", "why", "municipalities"]
+        print_rows(console, columns, [[
+            s.application, s.verdict, s.confidence, s.shares, len(s.vantage_points), s.paths,
+            s.period_start, s.period_end, s.why, list(s.municipalities)] for s in states], fmt)
+        return
+    console.print(_table(states))
+    for name, shares in shares_by_municipality(states).items():
+        line = ", ".join(f"{DESCRIPTIONS[k].split(' (')[0]} {v:.1%}" for k, v in shares.items())
+        console.print(f"{escape(name or '(no municipality)')}: {escape(line)}",
+                      highlight=False, soft_wrap=True)
+    console.print(FORWARD_ONLY_NOTE, style="dim", highlight=False)
+
+
+def _json(states: Sequence[ApplicationState]) -> str:
+    return orjson.dumps([s.as_dict() for s in states], option=orjson.OPT_INDENT_2).decode()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(apps)
