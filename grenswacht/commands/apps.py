@@ -103,6 +103,11 @@ def apps(
             s.application, s.verdict, s.confidence, s.shares, len(s.vantage_points), s.paths,
             s.period_start, s.period_end, s.why, list(s.municipalities)] for s in states], fmt)
         return
+    print_apps(states)
+
+
+def print_apps(states: Sequence[ApplicationState]) -> None:
+    """The table, the shares per municipality and the forward-paths note."""
     console.print(_table(states))
     for name, shares in shares_by_municipality(states).items():
         line = ", ".join(f"{DESCRIPTIONS[k].split(' (')[0]} {v:.1%}" for k, v in shares.items())

@@ -302,10 +302,24 @@ def run(
         for path in files:
             app.ingest([(r.value, r.key, list(r.headers)) for r in read_results(path)])
         console.print(f"queued {len(files)} file(s) for ingest")
+    _print_current(app)
+    console.print(f"endpoint: {app.url}  (status: {app.url}/status; `grenswacht apps`, "
+                  "`grenswacht sql` and the other commands talk to it)", highlight=False)
     console.print("press Ctrl-C to stop")
     stop.wait()
     console.print("stopping…")
     app.stop()
+
+
+def _print_current(app: Any) -> None:
+    """The current verdict of every application, as `grenswacht apps` shows it."""
+    from consumers.current import current_applications
+    from grenswacht.commands.apps import print_apps
+
+    try:
+        print_apps(current_applications(app.storage))
+    except GrenswachtError as exc:
+        err_console.print(f"[yellow]cannot show the applications yet[/]: {escape(str(exc))}")
 
 
 def migrate(
