@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from consumers.applications import ApplicationVerdict, Branch, HomePath
 from consumers.enrich.geo import is_public
 from consumers.enrich.hops import HopVerdict
-from consumers.enrich.vantage import Vantage
+from consumers.enrich.vantage import Vantage, vantage_key
 from consumers.enrich.window import PathResult
 from schemas.verdicts import MAX_PATHS, HopMessage, PathMessage, VerdictMessage
 
@@ -37,6 +37,13 @@ def _columns(names: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, l
         for name, value in zip(names, row, strict=True):
             columns[name].append(value)
     return columns
+
+
+def _vantage_key(result: PathResult) -> str:
+    """The vantage point's key, also when its position is unknown."""
+    if result.vantage is not None:
+        return result.vantage.key
+    return vantage_key(result.path.probe_id, result.path.vantage_point)
 
 
 def vantage_columns(vantages: Iterable[Vantage], computed: dt.datetime) -> dict[str, list[Any]]:
@@ -64,7 +71,7 @@ def hop_columns(results: Sequence[PathResult], computed: dt.datetime) -> dict[st
                     path.source, path.measurement_id, path.probe_id,
                     _datetime(path.timestamp), path.destination_address,
                     min(hop.record.hop, 255), hop.record.address,
-                    result.vantage.key if result.vantage else "", hop.record.rtt_ms,
+                    _vantage_key(result), hop.record.rtt_ms,
                     physical.country, physical.confidence, physical.us_possible,
                     bound.bound_km if bound else None, bound.us_distance_km if bound else None,
                     bool(physical.corrections), list(physical.corrections), legal.operator,
@@ -88,8 +95,8 @@ def path_columns(results: Sequence[PathResult], computed: dt.datetime,
                  pipeline: int) -> dict[str, list[Any]]:
     return _columns(PATH_COLUMNS, (
         (r.path.source, r.path.measurement_id, r.path.probe_id, _datetime(r.path.timestamp),
-         r.path.destination_address, r.path.destination_name,
-         r.vantage.key if r.vantage else "", r.verdict.verdict, r.verdict.confidence,
+         r.path.destination_address, r.path.destination_name, _vantage_key(r),
+         r.verdict.verdict, r.verdict.confidence,
          r.verdict.destination.physical.country, r.verdict.destination.legal.operator,
          r.verdict.destination.legal.country,
          [f"{h.record.hop}:{h.record.address}" for h in r.verdict.us_hops],
@@ -202,7 +209,7 @@ def path_message(result: PathResult) -> PathMessage:
         source=path.source, measurement_id=path.measurement_id, probe_id=path.probe_id,
         timestamp=_datetime(path.timestamp), destination_address=path.destination_address,
         destination_name=path.destination_name,
-        vantage_key=result.vantage.key if result.vantage else f"atlas:{path.probe_id}",
+        vantage_key=_vantage_key(result),
         vantage_country=result.vantage.country if result.vantage else "",
         home_set=result.home_set, address_family=path.address_family, flow_id=path.paris_id,
         kind=path.kind, verdict=verdict.verdict, confidence=verdict.confidence,
