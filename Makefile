@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export GRENSWACHT_CACHE ?= $(HOME)/.cache/grenswacht
 SHARED_ATLAS ?= ../shared/data/atlas
-APT_PACKAGES := scamper iproute2 nftables
+APT_PACKAGES := scamper iproute2 nftables graphviz fonts-liberation
 
 .PHONY: setup system-deps run demo test test-fast lint docs kafka kafka-stop helm-check bench clean
 
@@ -18,8 +18,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-# Debian packages the probe tests use (scamper for MDA/ICMP Paris; ip and nft for the
-# network-namespace testbed). Needs root; skipped (tests then skip with the reason) if not.
+# Debian packages: scamper for MDA/ICMP Paris and ip/nft for the network-namespace testbed
+# (probe tests); graphviz draws the path pictures (`dot`), with fonts-liberation's Arial
+# metrics. Needs root; skipped (tests then skip with the reason) if not.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -131,6 +131,12 @@ class ResultSink:
         except ResultError as exc:
             self._dead(message, source, exc.reason, exc.detail)
 
+    def dead_letter(self, message: Message, source: str, reason: str, detail: str) -> None:
+        """Buffer ``message`` as a dead letter (for consumers of other topics that share
+        this sink's dead-letter writing)."""
+        self.messages.append(message)
+        self._dead(message, source, reason, detail)
+
     def _dead(
         self, message: Message, source: str, reason: str, detail: str, size: int | None = None
     ) -> None:

@@ -32,7 +32,7 @@ from consumers.addresses import AddressMap
 from consumers.applications import ApplicationVerdict, classify_application
 from consumers.enrich.cname import Resolution, SuffixTable, default_suffixes, resolutions
 from consumers.enrich.hops import Enricher
-from consumers.enrich.vantage import Vantage, vantage_key
+from consumers.enrich.vantage import Vantage, VantageRegistry
 from consumers.enrich.window import (
     PathResult,
     Resolver,
@@ -43,14 +43,9 @@ from consumers.enrich.window import (
 )
 from consumers.graph import BEFORE_HOP_VERDICTS, DETECTORS, anycast_addresses, detect_all
 from consumers.graph.findings import publish_findings, store_findings
-from consumers.graph.window import (
-    evidence_from_stages,
-    locate,
-    read_rows,
-    stored_vantages,
-    window_from_rows,
-)
+from consumers.graph.window import evidence_from_stages, locate, read_rows, window_from_rows
 from consumers.home import VerdictSettings, home_set
+from consumers.vantage_points import refresh_registry
 from consumers.verdict_tables import (
     DNS_SQL,
     application_columns,
@@ -84,26 +79,6 @@ class AnalysisContext:
         return {**self.enricher.dataset_versions(), self.suffixes.dataset: self.suffixes.version}
 
 
-class _Vantages:
-    """Positions from the registry (configuration, probe metadata, geo lookup), with the
-    ``vantage_points`` table (e.g. probe metadata the scheduler stored) where it knows
-    better."""
-
-    def __init__(self, registry: Resolver, stored: Mapping[str, Vantage]) -> None:
-        self.registry = registry
-        self.stored = stored
-
-    def resolve(self, probe_id: int, vantage_point: str = "",
-                public_address: str = "") -> Vantage | None:
-        found = self.registry.resolve(probe_id, vantage_point, public_address)
-        if found is not None and found.confidence == "high":
-            return found
-        stored = self.stored.get(vantage_key(probe_id, vantage_point))
-        if stored is not None and stored.confidence == "high":
-            return stored
-        return found or stored
-
-
 @dataclass(slots=True)
 class WindowInput:
     start: dt.datetime
@@ -112,7 +87,6 @@ class WindowInput:
     mda_rows: Sequence[Mapping[str, Any]] = ()
     dns_rows: Sequence[Mapping[str, Any]] = ()
     resolutions: Sequence[Resolution] = ()
-    stored_vantages: Mapping[str, Vantage] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -135,7 +109,7 @@ def analyse_rows(data: WindowInput, context: AnalysisContext) -> WindowAnalysis:
                               dns_rows=data.dns_rows,
                               applications={k: list(v) for k, v in context.applications.items()})
     window.destination_applications = addresses.destination_applications(paths)
-    resolver = _Vantages(context.registry, data.stored_vantages)
+    resolver = context.registry
     locate(window, resolver)
     early = [d for d in DETECTORS if d in BEFORE_HOP_VERDICTS]
     late = [d for d in DETECTORS if d not in BEFORE_HOP_VERDICTS]
@@ -156,7 +130,10 @@ def analyse_rows(data: WindowInput, context: AnalysisContext) -> WindowAnalysis:
 
 def read_input(storage: Any, start: dt.datetime, end: dt.datetime,
                context: AnalysisContext) -> WindowInput:
-    """Step 1: every row the window's analysis reads."""
+    """Step 1: every row the window's analysis reads (and the probe positions fetched
+    meanwhile, into the registry: ``consumers.vantage_points``)."""
+    if isinstance(context.registry, VantageRegistry):
+        refresh_registry(context.registry, storage)
     hop_rows, mda_rows, dns_rows = read_rows(storage, start, end)
     found: list[Resolution] = []
     hostnames = AddressMap(context.applications, (), context.suffixes,
@@ -166,8 +143,7 @@ def read_input(storage: Any, start: dt.datetime, end: dt.datetime,
         rows = storage.query(DNS_SQL, {"start": since, "end": end,
                                        "hostnames": hostnames}).as_dicts()
         found = resolutions(rows, hostnames)
-    return WindowInput(start, end, hop_rows, mda_rows, dns_rows, found,
-                       stored_vantages(storage))
+    return WindowInput(start, end, hop_rows, mda_rows, dns_rows, found)
 
 
 def application_stage(storage: Any, analysis: WindowAnalysis,
@@ -243,7 +219,9 @@ def analyse_window(storage: Any, bus: Bus | None, start: dt.datetime, end: dt.da
     if not results and not analysis.findings:
         return summary
     if analysis.vantages:
-        storage.insert("vantage_points", vantage_columns(analysis.vantages.values(), computed))
+        fetched = getattr(context.registry, "fetched_at", {})
+        storage.insert("vantage_points", vantage_columns(analysis.vantages.values(), computed,
+                                                         fetched))
     summary.hop_verdicts = storage.insert("hop_verdicts", hop_columns(results, computed))
     storage.insert("path_verdicts", path_columns(results, computed, PIPELINE_VERSION))
     store_findings(storage, analysis.findings, computed)

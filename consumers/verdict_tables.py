@@ -46,11 +46,14 @@ def _vantage_key(result: PathResult) -> str:
     return vantage_key(result.path.probe_id, result.path.vantage_point)
 
 
-def vantage_columns(vantages: Iterable[Vantage], computed: dt.datetime) -> dict[str, list[Any]]:
+def vantage_columns(vantages: Iterable[Vantage], computed: dt.datetime,
+                    fetched: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
+    """``fetched``: vantage key -> when the probe API answered (``consumers.vantage_points``)."""
+    found = fetched or {}
     return _columns(("vantage_key", "latitude", "longitude", "uncertainty_km", "country",
-                     "basis", "confidence", "computed_at"),
+                     "basis", "confidence", "computed_at", "fetched_at"),
                     ((v.key, v.latitude, v.longitude, v.uncertainty_km, v.country, v.basis,
-                      v.confidence, computed) for v in vantages))
+                      v.confidence, computed, found.get(v.key)) for v in vantages))
 
 
 HOP_COLUMNS = (

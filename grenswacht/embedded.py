@@ -114,7 +114,9 @@ class AnalysisComponent:
 
 
 class SchedulerComponent:
-    """RIPE Atlas: reconcile measurements, stream results, backfill gaps (scheduler/)."""
+    """The scheduler (scheduler/): with a RIPE Atlas key, reconcile measurements, stream
+    results, backfill gaps; always, when configured, self-hosted probe tasks and probe
+    metadata."""
 
     name = "scheduler"
 
@@ -124,20 +126,40 @@ class SchedulerComponent:
 
     @classmethod
     def create(cls, app: Embedded) -> SchedulerComponent | None:
-        return cls(app) if app.settings.atlas.has_key else None
+        from scheduler.app import wanted
+
+        return cls(app) if wanted(app.settings.atlas) else None
 
     def run(self, stop: threading.Event) -> None:
         from scheduler.app import start_scheduler
 
         self.handle = start_scheduler(self.app.settings.atlas, self.app.open_bus(),
-                                      self.app.settings.data_dir)
+                                      self.app.settings.data_dir,
+                                      inbox_bus=self.app.open_bus())
         stop.wait()
         self.handle.shutdown()
 
     def status(self) -> dict[str, Any]:
         if self.handle is None:
             return {"state": "starting"}
-        return {"state": "running", "measurements": len(self.handle.state.measurements)}
+        return {"state": "running", **self.handle.status()}
+
+
+class VantagePointsComponent:
+    """RIPE Atlas probe metadata (the scheduler fetches it) -> ``vantage_points``."""
+
+    name = "vantage-points"
+
+    def __init__(self, app: Embedded) -> None:
+        from consumers.vantage_points import VantagePointConsumer
+
+        self.consumer = VantagePointConsumer(app.open_bus(), app.storage)
+
+    def run(self, stop: threading.Event) -> None:
+        self.consumer.run(stop)
+
+    def status(self) -> dict[str, Any]:
+        return self.consumer.stats.as_dict()
 
 
 class ProbeComponent:
@@ -177,6 +199,7 @@ COMPONENT_FACTORIES: dict[str, ComponentFactory] = {
     "ingest": IngestComponent,
     "analysis": AnalysisComponent,
     "scheduler": SchedulerComponent.create,
+    "vantage-points": VantagePointsComponent,
     "probe": ProbeComponent.create,
     "alerts": _alerts_component,
 }

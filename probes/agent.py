@@ -51,6 +51,7 @@ class Health:
     tasks_refused: int = 0
     tasks_malformed: int = 0
     tasks_for_others: int = 0
+    tasks_expired: int = 0
     results_published: int = 0
     last_task_at: float | None = None
     last_error: str = ""
@@ -157,10 +158,12 @@ class Agent:
                 self._record_error(f"malformed task at offset {message.offset}: {exc}",
                                    tasks_malformed=1)
                 continue
-            if task.for_vantage_point(self.settings.name):
-                tasks.append(task)
-            else:
+            if not task.for_vantage_point(self.settings.name):
                 self._count(tasks_for_others=1)
+            elif task.expired(time.time()):
+                self._count(tasks_expired=1)
+            else:
+                tasks.append(task)
         published = self.run_tasks(tasks)
         self.bus.commit(next_offsets(messages))
         return published

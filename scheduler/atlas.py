@@ -44,6 +44,7 @@ from ripe.atlas.cousteau import (
     AtlasStopRequest,
     AtlasStream,
     Dns,
+    Ping,
     Traceroute,
 )
 from ripe.atlas.cousteau.measurement import MalFormattedMeasurement
@@ -60,7 +61,7 @@ PERMISSION_STOP = "Stop a measurement"
 PERMISSION_LIST = "List your measurements"
 PERMISSION_RESULTS = "Get results from non-public measurements"
 
-_KINDS = {"traceroute": Traceroute, "dns": Dns}
+_KINDS = {"traceroute": Traceroute, "dns": Dns, "ping": Ping}
 
 
 class StreamDisconnected(AtlasAPIError):

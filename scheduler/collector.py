@@ -179,6 +179,12 @@ class Collector:
         with self._lock:
             self.measurement_ids = set(measurement_ids)
 
+    def add_measurement(self, measurement_id: int) -> None:
+        """Collect one more measurement (a one-off the scheduler just created); the stream
+        subscribes to it and backfills it at the next ``pump``."""
+        with self._lock:
+            self.measurement_ids.add(measurement_id)
+
     def connect(self) -> None:
         """(Re)connect the stream, subscribe, then backfill the gap."""
         self.close()

@@ -145,6 +145,26 @@ class SelfHostedVantageSet(_Strict):
 VantageSet = Annotated[AtlasVantageSet | SelfHostedVantageSet, Field(discriminator="kind")]
 
 
+class SelfHostedMeasurements(_Strict):
+    """How self-hosted vantage sets measure (``[measurements.self_hosted]``). Traceroutes and
+    DNS follow ``interval_s`` per criticality; MDA runs at its own, slower cadence."""
+
+    traceroute_protocols: list[Literal["udp", "icmp", "tcp"]] = Field(
+        default=["udp"],
+        description="Paris traceroute protocols (udp: rootless; icmp/tcp: scamper).",
+    )
+    mda: bool = Field(True, description="Run MDA (load-balancer discovery) per target.")
+    mda_interval_s: int = Field(21600, ge=300, description="Seconds between MDA runs.")
+    mda_confidence: float = Field(0.95, description="MDA confidence: 0.95 or 0.99.")
+    dns: bool = Field(True, description="Resolve hostnames (A/AAAA, dns_query_types).")
+
+    @model_validator(mode="after")
+    def _confidence(self) -> SelfHostedMeasurements:
+        if self.mda_confidence not in (0.95, 0.99):
+            raise ValueError("mda_confidence must be 0.95 or 0.99")
+        return self
+
+
 class MeasurementSettings(_Strict):
     traceroute_protocols: list[Literal["ICMP", "TCP", "UDP"]] = Field(default=["ICMP", "TCP"])
     tcp_port: int = Field(443, ge=1, le=65535)
@@ -161,6 +181,7 @@ class MeasurementSettings(_Strict):
         }
     )
     reference_interval_s: int = Field(21600, ge=60)
+    self_hosted: SelfHostedMeasurements = Field(default_factory=SelfHostedMeasurements)
 
     @model_validator(mode="after")
     def _intervals(self) -> MeasurementSettings:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,10 +12,14 @@ from typing import Any, Protocol
 from scheduler.atlas import create_body
 from scheduler.collector import Collector, StateFile
 from scheduler.inventory import load_inventory
-from scheduler.metrics import CREDITS_PLANNED, CREDITS_SPENT
+from scheduler.jsonstate import JsonState
+from scheduler.metrics import CREDITS_PLANNED, CREDITS_SPENT, PROBE_TASKS_PUBLISHED
 from scheduler.plan import Plan, make_plan
+from scheduler.selfhosted import TaskSeries, due_tasks, wanted_task_series
 from scheduler.settings import AtlasSettings
+from schemas.bus import Bus
 from schemas.errors import ConfigError
+from schemas.topics import HEADER_ORIGIN, HEADER_SOURCE, PROBE_TASKS
 
 LOG = logging.getLogger(__name__)
 
@@ -71,9 +77,11 @@ def reconcile(
     client: MeasurementAPI,
     state: StateFile,
     collector: Collector | None = None,
+    also_collect: Any = None,
 ) -> ApplyReport:
     """List what runs under our tag, plan, stop/create, remember the measurement ids and
-    point the collector at them."""
+    point the collector at them (and at ``also_collect()``: one-off measurements the
+    scheduler created besides the plan, e.g. confirmation pings)."""
     existing = client.my_measurements(settings.tag)
     plan = plan_for(settings, existing)
     CREDITS_PLANNED.set(plan.credits_per_day(settings))
@@ -81,7 +89,8 @@ def reconcile(
     state.measurements = {**report.kept, **report.created}
     state.save()
     if collector is not None:
-        collector.set_measurements(state.measurements)
+        extra = set(also_collect()) if also_collect is not None else set()
+        collector.set_measurements(set(state.measurements) | extra)
     LOG.info(
         "reconciled: %d kept, %d created, %d stopped, %d skipped",
         len(report.kept),
@@ -95,3 +104,40 @@ def reconcile(
 def backfill(collector: Collector) -> int:
     """Safety net: re-read every measurement's recent window from REST."""
     return collector.backfill()
+
+
+def self_hosted_series(settings: AtlasSettings) -> list[TaskSeries]:
+    """The probe task series of the configured inventory's self-hosted vantage sets."""
+    return wanted_task_series(load_inventory(inventory_path(settings)))
+
+
+def publish_probe_tasks(
+    settings: AtlasSettings, bus: Bus, state: JsonState, now: float | None = None
+) -> int:
+    """Publish the self-hosted probe tasks that are due on the probe-tasks topic (keyed by
+    vantage point), flush, then remember the rounds published (at least once: a crash
+    between flush and save publishes those rounds again, with the same task ids)."""
+    series = self_hosted_series(settings)
+    with state.lock:
+        due = due_tasks(series, state.data.get("rounds", {}), time.time() if now is None else now)
+        for one, task in due.tasks:
+            bus.publish(
+                PROBE_TASKS,
+                task.to_bytes(),
+                key=task.vantage_point.encode(),
+                headers=[(HEADER_SOURCE, b"scheduler"), (HEADER_ORIGIN, one.key.encode())],
+            )
+        if due.tasks:
+            bus.flush()
+        state.data["rounds"] = due.rounds
+        state.save()
+    PROBE_TASKS_PUBLISHED.inc(len(due.tasks))
+    if due.tasks:
+        LOG.info("published %d probe tasks for %d series", len(due.tasks), len(series))
+    return len(due.tasks)
+
+
+def active_ids(entries: Iterable[dict[str, Any]], now: float) -> set[int]:
+    """Measurement ids of state entries whose ``collect_until`` has not passed."""
+    return {int(e["msm_id"]) for e in entries
+            if e.get("msm_id") and float(e.get("collect_until", 0)) > now}

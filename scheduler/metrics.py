@@ -10,3 +10,6 @@ CREDITS_PLANNED = Gauge(
 CREDITS_SPENT = Counter(
     "grenswacht_atlas_credits_spent", "RIPE Atlas credits spent on measurements created."
 )
+PROBE_TASKS_PUBLISHED = Counter(
+    "grenswacht_probe_tasks_published", "Probe tasks published for self-hosted vantage sets."
+)

@@ -14,6 +14,67 @@ from pydantic import BaseModel, Field, SecretStr
 from schemas.errors import ConfigError
 
 
+class SelfHostedSchedule(BaseModel):
+    enabled: bool = Field(
+        True, description="Publish probe tasks for the inventory's self-hosted vantage sets."
+    )
+    tick_s: int = Field(
+        30, ge=1, le=3600, description="How often the scheduler checks which probe tasks are due."
+    )
+
+
+class ProbeMetadataSettings(BaseModel):
+    enabled: bool = Field(
+        True,
+        description="Fetch coordinates and country of every RIPE Atlas probe that results "
+        "name from the probe API (no key needed); off: only jurisdiction.atlas_probe_files.",
+    )
+    refresh_s: int = Field(
+        7 * 86400, ge=3600, description="Fetch a probe's metadata again after this long."
+    )
+    interval_s: int = Field(
+        60, ge=1, le=86400, description="How often probes seen but not yet fetched are fetched."
+    )
+    batch_size: int = Field(
+        500, ge=1, le=500, description="Probe ids per probe API request (id__in)."
+    )
+    group: str = Field(
+        "grenswacht-scheduler", description="Consumer group the scheduler reads topics in."
+    )
+
+
+class ConfirmSettings(BaseModel):
+    daily_credits: int = Field(
+        1000,
+        ge=0,
+        description="RIPE Atlas credits per day for confirmation pings (0: none are made).",
+    )
+    probes_per_location: int = Field(
+        3, ge=1, le=10, description="Probes near each location (the claim, the alternative)."
+    )
+    search_radii_km: list[int] = Field(
+        default=[200, 500, 1500],
+        description="Radii tried, in order, to find probes near a location.",
+    )
+    ping_packets: int = Field(3, ge=1, le=16, description="Packets per confirmation ping.")
+    ping_credits: int = Field(3, ge=0, description="Credits per ping result (before x one-off).")
+    cooldown_s: int = Field(
+        7 * 86400, ge=0, description="An address is not pinged again within this time."
+    )
+    max_concurrent: int = Field(
+        5, ge=1, description="Confirmation measurements collected at the same time."
+    )
+    collect_s: int = Field(
+        3600, ge=60, description="How long the results of a confirmation ping are collected."
+    )
+    interval_s: int = Field(
+        60, ge=1, le=3600, description="How often queued confirmation requests are sent."
+    )
+    queue_max: int = Field(
+        1000, ge=1, description="Most confirmation requests kept waiting (oldest dropped)."
+    )
+
+
 class AtlasSettings(BaseModel):
     api_key: SecretStr | None = Field(
         None, description="RIPE Atlas API key (prefer api_key_file or the environment)."
@@ -72,6 +133,9 @@ class AtlasSettings(BaseModel):
     state_file: Path | None = Field(
         None, description="Checkpoint file (default: <data_dir>/atlas-state.json)."
     )
+    self_hosted: SelfHostedSchedule = Field(default_factory=SelfHostedSchedule)
+    probe_metadata: ProbeMetadataSettings = Field(default_factory=ProbeMetadataSettings)
+    confirm: ConfirmSettings = Field(default_factory=ConfirmSettings)
 
     def resolved_api_key(self) -> SecretStr | None:
         """The key from ``api_key`` or else the first line of ``api_key_file``."""

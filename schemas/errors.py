@@ -2,7 +2,8 @@
 
 Foreign exceptions are mapped once, at the seam where the foreign library is called
 (kafka-python in ``schemas/bus/kafka.py``, clickhouse-connect in ``consumers/storage.py``,
-cousteau/requests in ``scheduler/atlas.py``). Everything above the seams sees only these::
+cousteau/requests in ``scheduler/atlas.py``, Graphviz's ``dot`` in
+``consumers/graph/draw.py``). Everything above the seams sees only these::
 
     GrenswachtError
     ├── ConfigError                  bad settings, bad inventory file (says where)
@@ -19,8 +20,10 @@ cousteau/requests in ``scheduler/atlas.py``). Everything above the seams sees on
     ├── AtlasAPIError                the RIPE Atlas API said no
     │   ├── AtlasAuthError           key missing, invalid or without a permission
     │   └── AtlasRateLimited         HTTP 429 / 5xx, with ``retry_after``
-    └── ProbeError                   a self-hosted measurement could not run
-        └── TargetNotAllowed         the target is outside the allow-list
+    ├── ProbeError                   a self-hosted measurement could not run
+    │   └── TargetNotAllowed         the target is outside the allow-list
+    └── RenderError                  a path picture cannot be drawn (Graphviz missing,
+                                     failed or timed out; the graph too large)
 """
 
 from __future__ import annotations
@@ -113,3 +116,8 @@ class ProbeError(GrenswachtError):
 
 class TargetNotAllowed(ProbeError):
     """The destination is outside the agent's allow-list (or inside its deny-list)."""
+
+
+class RenderError(GrenswachtError):
+    """A path picture cannot be drawn: Graphviz is missing, failed or timed out, or the
+    graph is larger than a picture is drawn from (the message says which and what to do)."""

@@ -13,6 +13,8 @@ and new consumers can run side by side during an upgrade.
 | | | the path verdicts of one analysed window (``docs/verdicts.md``) |
 | ``grenswacht.alerts.v1`` | application | :class:`schemas.models.Alert` JSON |
 | ``grenswacht.dead-letters.v1`` | original topic | :class:`schemas.models.DeadLetter` JSON |
+| ``grenswacht.vantage-points.v1`` | probe id | :class:`schemas.vantage.AtlasProbeMetadata` |
+| ``grenswacht.confirm-requests.v1`` | hop address | :class:`schemas.confirm.ConfirmationRequest` |
 
 Results are keyed by target so that one partition sees every result for a target (the
 graph and alert consumers rely on that ordering).
@@ -20,6 +22,7 @@ graph and alert consumers rely on that ordering).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +34,16 @@ FINDINGS = "grenswacht.findings.v1"
 VERDICTS = "grenswacht.verdicts.v1"
 ALERTS = "grenswacht.alerts.v1"
 DEAD_LETTERS = "grenswacht.dead-letters.v1"
+VANTAGE_POINTS = "grenswacht.vantage-points.v1"
+CONFIRM_REQUESTS = "grenswacht.confirm-requests.v1"
 
-ALL_TOPICS = (RESULTS, PROBE_TASKS, FINDINGS, VERDICTS, ALERTS, DEAD_LETTERS)
+ALL_TOPICS = (
+    RESULTS, PROBE_TASKS, FINDINGS, VERDICTS, ALERTS, DEAD_LETTERS, VANTAGE_POINTS,
+    CONFIRM_REQUESTS,
+)
 
 # Header names used on every topic (values are UTF-8 bytes).
-HEADER_SOURCE = "gw-source"  # "atlas" | "probe" | "file"
+HEADER_SOURCE = "gw-source"  # "atlas" | "probe" | "file" | "scheduler" | "analysis"
 HEADER_ORIGIN = "gw-origin"  # free text: file:line, stream id, vantage point
 
 MAX_MESSAGE_BYTES = 1_000_000
@@ -57,6 +65,8 @@ DEFAULT_TOPIC_SPECS = (
     TopicSpec(VERDICTS, partitions=3, retention_ms=7 * 24 * 3600 * 1000),
     TopicSpec(ALERTS, partitions=1, retention_ms=90 * 24 * 3600 * 1000),
     TopicSpec(DEAD_LETTERS, partitions=1, retention_ms=30 * 24 * 3600 * 1000),
+    TopicSpec(VANTAGE_POINTS, partitions=1, retention_ms=30 * 24 * 3600 * 1000),
+    TopicSpec(CONFIRM_REQUESTS, partitions=1, retention_ms=7 * 24 * 3600 * 1000),
 )
 
 
@@ -72,3 +82,17 @@ def encode_json(value: Any) -> bytes:
 
 def decode_json(data: bytes) -> Any:
     return orjson.loads(data)
+
+
+def dead_letter_record(
+    topic: str, partition: int, offset: int, value: bytes, source: str, origin: str,
+    reason: str, detail: str,
+) -> dict[str, Any]:
+    """A dead letter as published on :data:`DEAD_LETTERS` (the columns of the
+    ``dead_letters`` table), for producers that cannot store it themselves."""
+    return {
+        "source": source, "origin": origin, "topic": topic, "partition": partition,
+        "offset": offset, "reason": reason, "detail": detail[:2000],
+        "payload_size": len(value), "payload_sha256": hashlib.sha256(value).hexdigest(),
+        "payload": value[:MAX_MESSAGE_BYTES].decode("utf-8", "replace"),
+    }

@@ -6,11 +6,18 @@ grenswacht's own vantage points use ``prb_id`` values in
 table without colliding, and every self-hosted result carries ``gw_vp`` (the vantage point
 name). ``fw`` is :data:`RESULT_FORMAT_FIRMWARE`: the Atlas firmware whose result format the
 agent writes (sagan picks its parsing rules by ``fw``); it is not a real Atlas firmware.
+
+:class:`AtlasProbeMetadata` is the message of :data:`schemas.topics.VANTAGE_POINTS`: one
+RIPE Atlas probe object as the probe API v2 returned it (raw stays raw: the consumer turns
+it into a position), with the time it was fetched.
 """
 
 from __future__ import annotations
 
 import zlib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 SELF_HOSTED_PROBE_ID_MIN = 10_000_000
 SELF_HOSTED_PROBE_ID_MAX = 19_999_999
@@ -27,3 +34,30 @@ def default_probe_id(vantage_point: str) -> int:
     """A stable probe id derived from the vantage point name (used when none is set)."""
     span = SELF_HOSTED_PROBE_ID_MAX - SELF_HOSTED_PROBE_ID_MIN + 1
     return SELF_HOSTED_PROBE_ID_MIN + zlib.crc32(vantage_point.encode()) % span
+
+
+def is_atlas_probe(probe_id: int) -> bool:
+    """True for an id RIPE Atlas could have given (not self-hosted, not 0)."""
+    return 0 < probe_id < SELF_HOSTED_PROBE_ID_MIN
+
+
+class AtlasProbeMetadata(BaseModel):
+    """One RIPE Atlas probe's metadata, fetched from ``/api/v2/probes/?id__in=...``.
+
+    ``found = False`` says the API knows no such probe (``probe`` is then empty); the
+    consumer stores nothing for it, the scheduler asks again after ``refresh_s``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    probe_id: int = Field(ge=1, lt=SELF_HOSTED_PROBE_ID_MIN)
+    fetched_at: float = Field(ge=0, description="Unix time of the API response.")
+    found: bool = True
+    probe: dict[str, Any] = Field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AtlasProbeMetadata:
+        return cls.model_validate_json(data)

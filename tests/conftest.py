@@ -22,6 +22,11 @@ SHARED_ATLAS = Path(
 
 _CHDB_DIR = tempfile.mkdtemp(prefix="gw-test-chdb-")
 
+# Nothing in the suite may reach atlas.ripe.net: a `grenswacht run` or `schedule` that a
+# test starts through the settings loader must not fetch probe metadata. Tests that want
+# it build AtlasSettings pointed at the loopback fake (tests/fakes/atlas).
+os.environ["GRENSWACHT_ATLAS__PROBE_METADATA__ENABLED"] = "false"
+
 
 @pytest.fixture(scope="session")
 def chdb_dsn() -> str:

@@ -11,7 +11,7 @@ work="$(mktemp -d -t gw-demo-XXXXXX)"
 "$BIN/python" -m tests.fakes.atlas --port 0 --stream-port 0 --dir "$work/atlas" > "$work/fake.log" 2>&1 &
 fake=$!
 trap 'kill $fake 2>/dev/null || true; wait $fake 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do grep -q "GRENSWACHT_ATLAS__INVENTORY" "$work/fake.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -q "GRENSWACHT_ATLAS__PROBE_METADATA__ENABLED" "$work/fake.log" 2>/dev/null && break; sleep 0.1; done
 eval "$(grep '^  export ' "$work/fake.log")"
 export GRENSWACHT_DATA_DIR="$work/data"
 echo "data: $GRENSWACHT_DATA_DIR   (query: GRENSWACHT_DATA_DIR=$work/data $BIN/grenswacht sql …)"

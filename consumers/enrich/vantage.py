@@ -85,6 +85,7 @@ class VantageRegistry:
         geo_sources: Iterable[GeoSource] = (),
     ) -> None:
         self.atlas = dict(atlas or {})
+        self.fetched_at: dict[str, Any] = {}  # vantage key -> when the probe API answered
         self.self_hosted = dict(self_hosted or {})
         self.geo_sources = tuple(geo_sources)
         self._looked_up: dict[str, Vantage | None] = {}
@@ -96,6 +97,22 @@ class VantageRegistry:
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"cannot read RIPE Atlas probe file {path}: {exc}") from exc
             self.atlas.update(atlas_probes_from_api(document))
+        return self
+
+    def add_stored(self, rows: Iterable[Mapping[str, Any]]) -> VantageRegistry:
+        """Atlas probe positions fetched from the probe API and stored in ``vantage_points``
+        (rows with ``vantage_key``, ``latitude``, ``longitude``, ``uncertainty_km``,
+        ``country``, ``basis``, ``confidence``, ``fetched_at``); they replace what the
+        configured files say about the same probe."""
+        for row in rows:
+            key = str(row["vantage_key"])
+            if not key.startswith("atlas:"):
+                continue
+            self.atlas[int(key.removeprefix("atlas:"))] = Vantage(
+                key, float(row["latitude"]), float(row["longitude"]),
+                float(row["uncertainty_km"]), str(row["country"]), str(row["basis"]),
+                str(row["confidence"]))
+            self.fetched_at[key] = row.get("fetched_at")
         return self
 
     def add_self_hosted(self, name: str, latitude: float, longitude: float,

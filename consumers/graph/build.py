@@ -9,9 +9,10 @@ Nodes are interfaces (the reply address), the vantage points the paths start fro
 ``*<hop>@<last answering address>``, shared by every flow that crossed the same silent hop
 after the same interface (so a silent router does not split a path into branches).
 Trailing timeouts after the last reply are dropped. Edges carry the number of traces that
-used them, the flow ids (``paris_id``, MDA flow ids), the vantage points, the far end's RTTs
-and the first/last time seen; nodes carry hop positions, RTT statistics and, when hop
-verdicts are given, the physical and legal country of the interface.
+used them (``count``; per vantage point in ``vantage_counts``), the flow ids (``paris_id``,
+MDA flow ids), the vantage points, the far end's RTTs and the first/last time seen; nodes
+carry hop positions, RTT statistics and, when hop verdicts are given, the physical and legal
+country of the interface, its operator and parent, and whether the CLOUD Act applies.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class HopEvidence:
     legal_country: str
     legal_operator: str
     cloud_act: bool
+    legal_parent: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -217,10 +219,11 @@ def _add_edge(graph: nx.DiGraph, a: str, b: str, *, flow: int | None, vantage: s
               rtt: float | None, stamp: int, source: str, count: int = 1) -> None:
     data = graph.get_edge_data(a, b)
     if data is None:
-        graph.add_edge(a, b, count=0, flows=set(), vantages=set(), rtts=[], sources=set(),
-                       first_seen=stamp, last_seen=stamp)
+        graph.add_edge(a, b, count=0, flows=set(), vantages=set(), vantage_counts={},
+                       rtts=[], sources=set(), first_seen=stamp, last_seen=stamp)
         data = graph.edges[a, b]
     data["count"] += count
+    data["vantage_counts"][vantage] = data["vantage_counts"].get(vantage, 0) + count
     if flow is not None:
         data["flows"].add(flow)
     data["vantages"].add(vantage)
@@ -298,7 +301,9 @@ def add_mda(graph: nx.DiGraph, result: MdaResult) -> None:
             for flow in flows:
                 _add_edge(graph, a, b, flow=flow, vantage=vantage, rtt=None,
                           stamp=result.timestamp, source="mda", count=0)
-            graph.edges[a, b]["count"] += 1
+            data = graph.edges[a, b]
+            data["count"] += 1
+            data["vantage_counts"][vantage] = data["vantage_counts"].get(vantage, 0) + 1
 
 
 def annotate(graph: nx.DiGraph, evidence: Mapping[str, HopEvidence]) -> None:
@@ -312,6 +317,8 @@ def annotate(graph: nx.DiGraph, evidence: Mapping[str, HopEvidence]) -> None:
         data["physical_confidence"] = found.physical_confidence if found else ""
         data["legal_country"] = found.legal_country if found else ""
         data["legal_operator"] = found.legal_operator if found else ""
+        data["legal_parent"] = found.legal_parent if found else ""
+        data["cloud_act"] = bool(found and found.cloud_act)
         data["is_us"] = bool(found and found.physical_country == "US")
     for _a, _b, data in graph.edges(data=True):
         rtts = data.get("rtts") or []

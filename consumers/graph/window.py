@@ -61,7 +61,7 @@ WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
 _VERDICTS_SQL = """
 SELECT source, measurement_id, probe_id, timestamp, destination_address, hop, reply_address,
        vantage_key, rtt_ms, physical_country, physical_confidence, us_possible, bound_km,
-       us_distance_km, legal_country, legal_operator, cloud_act
+       us_distance_km, legal_country, legal_operator, cloud_act, legal_parent
 FROM hop_verdicts FINAL
 WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
   AND (empty({destinations:Array(String)}) OR destination_address IN {destinations:Array(String)})
@@ -86,7 +86,7 @@ def evidence_from_rows(
             str(row.get("physical_confidence") or ""), row.get("us_possible"),
             row.get("bound_km"), row.get("us_distance_km"),
             str(row.get("legal_country") or ""), str(row.get("legal_operator") or ""),
-            bool(row.get("cloud_act")),
+            bool(row.get("cloud_act")), str(row.get("legal_parent") or ""),
         )
     return out
 
@@ -110,7 +110,7 @@ def evidence_from_stages(
                 vantage.key if vantage else "", physical.country,
                 physical.confidence, physical.us_possible,
                 bound.bound_km if bound else None, bound.us_distance_km if bound else None,
-                legal.country, legal.operator, legal.cloud_act,
+                legal.country, legal.operator, legal.cloud_act, legal.parent,
             )
     return out, vantages
 

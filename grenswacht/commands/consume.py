@@ -126,6 +126,13 @@ def enrich(bus: BusOption = None, storage: StorageOption = None) -> None:
     _run_component("analysis", bus, storage)
 
 
+@consume_app.command("vantage-points")
+def vantage_points(bus: BusOption = None, storage: StorageOption = None) -> None:
+    """Store the RIPE Atlas probe metadata the scheduler fetches (coordinates, country,
+    fetch date) in vantage_points, for the analysis to place the probes."""
+    _run_component("vantage-points", bus, storage)
+
+
 @consume_app.command("alerts")
 def alerts(bus: BusOption = None, storage: StorageOption = None) -> None:
     """Detect confirmed jurisdiction changes and deliver alerts (webhook, apprise,

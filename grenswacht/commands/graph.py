@@ -12,7 +12,9 @@ import typer
 
 from consumers.enrich import open_enricher
 from consumers.graph import read_findings, read_window
-from consumers.graph.draw import write_graphml, write_svg
+from consumers.graph.draw import write_graphml, write_png, write_svg
+from consumers.graph.load_balancer import detect as detect_balancers
+from consumers.graph.picture_text import LANGUAGES
 from consumers.storage import open_storage
 from consumers.verdicts import FORWARD_ONLY_NOTE
 from grenswacht.client import remote_sql, running_endpoint
@@ -81,16 +83,24 @@ def _hostnames(store: Any, target: str) -> list[str]:
 
 def graph(
     target: Annotated[str, typer.Argument(help="Application name, hostname or address.")],
-    svg: Annotated[Path | None, typer.Option("--svg", help="Write the graph as SVG.")] = None,
-    graphml: Annotated[Path | None, typer.Option("--graphml", help="Write GraphML.")] = None,
+    svg: Annotated[Path | None, typer.Option("--svg", help="Write the picture as SVG.")] = None,
+    png: Annotated[Path | None, typer.Option("--png", help="Write the picture as PNG.")] = None,
+    graphml: Annotated[Path | None, typer.Option(
+        "--graphml", help="Write the whole graph (not condensed) as GraphML.")] = None,
+    language: Annotated[str, typer.Option(
+        "--lang", help="Language of the words in the picture: en or nl.")] = "en",
     days: Annotated[float, typer.Option("--days", help="Window: the last N days "
                                         "(0 = everything stored).")] = 0,
     storage: StorageOption = None,
 ) -> None:
-    """Draw the path graph towards an application or destination (hops coloured by
-    physical country, marked by legal operator; diamonds and US hops stand out)."""
-    if svg is None and graphml is None:
-        fail("give --svg FILE and/or --graphml FILE")
+    """Draw the path graph towards an application or destination with Graphviz, left to
+    right: hops filled by physical country, grouped by operator, US hops and load balancers
+    marked, a legend inside; condensed (silent runs, access hops) and capped to stay
+    readable."""
+    if svg is None and png is None and graphml is None:
+        fail("give --svg FILE, --png FILE and/or --graphml FILE")
+    if language not in LANGUAGES:
+        fail(f"unknown language {language}: use {' or '.join(LANGUAGES)}")
     cfg = settings()
     end = dt.datetime.now(dt.UTC)
     start = end - dt.timedelta(days=days) if days else dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -108,12 +118,19 @@ def graph(
 
     path_graph = build_graph(window.traces, window.mdas, window.address_evidence())
     title = f"{target}: {len(window.traces)} traceroutes, {len(window.mdas)} MDA results"
-    if svg is not None:
-        write_svg(path_graph, svg, title)
+    drawing = {"title": title, "findings": detect_balancers(window),
+               "vantages": window.vantages, "language": language}
+    try:
+        if svg is not None:
+            write_svg(path_graph, svg, **drawing)
+        if png is not None:
+            write_png(path_graph, png, **drawing)
+    except GrenswachtError as exc:
+        fail(str(exc))
     if graphml is not None:
         write_graphml(path_graph, graphml)
     console.print(f"{path_graph.number_of_nodes()} nodes, {path_graph.number_of_edges()} "
-                  f"edges -> {', '.join(str(p) for p in (svg, graphml) if p)}")
+                  f"edges -> {', '.join(str(p) for p in (svg, png, graphml) if p)}")
 
 
 def register(app: typer.Typer) -> None:

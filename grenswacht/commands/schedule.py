@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from scheduler.plan import Plan
+from scheduler.plan import MEASUREMENTS_PATH, Plan
+from scheduler.selfhosted import TaskSeries
 from scheduler.settings import AtlasSettings
 from schemas.errors import GrenswachtError
 
@@ -43,10 +46,42 @@ def _settings(config: Path | None, inventory: Path | None) -> tuple[Any, AtlasSe
     return settings, atlas
 
 
-def plan_document(plan: Plan, atlas: AtlasSettings) -> dict[str, Any]:
-    """The plan as data: exact requests (no key) and the credit figures."""
+def plan_document(
+    plan: Plan,
+    atlas: AtlasSettings,
+    series: Sequence[TaskSeries] = (),
+    confirmations: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """The plan as data: exact requests (no key), the credit figures, the self-hosted
+    probe task series (no credits) and the queued confirmation pings."""
     base = atlas.base_url.rstrip("/")
     return {
+        "confirmations": [
+            {**c, "requests": [
+                *({"method": q["method"], "url": f"{base}{q['path']}", "params": q["params"]}
+                  for q in c["searches"]),
+                *([{"method": "POST", "url": f"{base}{MEASUREMENTS_PATH}",
+                    "headers": {"Authorization": "Key **********"}, "json": c["body"]}]
+                  if c["body"] is not None else []),
+            ]}
+            for c in confirmations
+        ],
+        "confirm_credits": sum(c["credits"] for c in confirmations),
+        "confirm_daily_credits": atlas.confirm.daily_credits,
+        "probe_tasks": [
+            {
+                "key": s.key,
+                "task": s.label,
+                "kind": s.kind,
+                "vantage_point": s.vantage_point,
+                "applications": list(s.applications),
+                "interval_s": s.interval_s,
+                "msm_id": s.msm_id,
+                "example": json.loads(s.task(0).to_bytes()),
+                "credits": 0,
+            }
+            for s in series
+        ],
         "requests": [
             {
                 "method": r.method,
@@ -104,6 +139,29 @@ def _render(doc: dict[str, Any], console: Console, dry_run: bool) -> None:
             m["measurement"], str(m["probes"]), interval, str(m["credits_per_result"]), str(per_day)
         )
     console.print(table)
+    if doc["probe_tasks"]:
+        tasks = Table(title="Self-hosted probe tasks (probe-tasks topic, no credits)")
+        for column in ("task", "interval", "msm_id", "applications"):
+            tasks.add_column(column, justify="right" if column == "msm_id" else "left")
+        for t in doc["probe_tasks"]:
+            tasks.add_row(Text(t["task"]), f"{t['interval_s']} s", str(t["msm_id"]),
+                          Text(", ".join(t["applications"])))
+        console.print(tasks)
+    for c in doc["confirmations"]:
+        console.print(
+            f"confirmation ping: is {c['address']} in {c['claimed_country']}? "
+            f"{c['probes']} probes (near the claim and the alternative "
+            f"{c['alternative_country'] or '-'}), {c['credits']} credits",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+        for request in c["requests"]:
+            params = request.get("params")
+            query = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
+            console.print(f"  {request['method']} {request['url']}{query}", highlight=False,
+                          markup=False, soft_wrap=True)
+            if "json" in request:
+                console.print(json.dumps(request["json"], indent=2, sort_keys=True),
+                              highlight=False, markup=False, soft_wrap=True)
     for skipped in doc["skipped"]:
         console.print(
             f"skipped: {skipped['measurement']}: {skipped['reason']}",
@@ -114,7 +172,10 @@ def _render(doc: dict[str, Any], console: Console, dry_run: bool) -> None:
         f"measurements: {doc['concurrent_measurements']} concurrent, "
         f"{len(doc['keep'])} kept, {len(doc['stop'])} to stop\n"
         f"credits per day: {doc['credits_per_day']} (budget {doc['daily_credit_budget']}); "
-        f"one-off credits: {doc['oneoff_credits']}",
+        f"one-off credits: {doc['oneoff_credits']}; "
+        f"self-hosted probe task series: {len(doc['probe_tasks'])} (no credits); "
+        f"confirmation pings queued: {len(doc['confirmations'])}, "
+        f"{doc['confirm_credits']} credits (budget {doc['confirm_daily_credits']} per day)",
         highlight=False,
         soft_wrap=True,
     )
@@ -129,6 +190,7 @@ def register(app: typer.Typer) -> None:
         """Validate an inventory (apps.toml or apps.csv); errors name file, line and field."""
         from scheduler.inventory import load_inventory
         from scheduler.plan import wanted_measurements
+        from scheduler.selfhosted import wanted_task_series
 
         try:
             inventory = load_inventory(path)
@@ -138,7 +200,8 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"{path}: ok: {len(inventory.applications)} applications, "
             f"{len(inventory.vantage_sets)} vantage sets, "
-            f"{len(wanted_measurements(inventory))} RIPE Atlas measurements",
+            f"{len(wanted_measurements(inventory))} RIPE Atlas measurements, "
+            f"{len(wanted_task_series(inventory))} self-hosted probe task series",
             highlight=False,
             soft_wrap=True,
         )
@@ -155,8 +218,10 @@ def register(app: typer.Typer) -> None:
         """Plan RIPE Atlas measurements for the inventory: credits per day, and the exact
         API requests. Without --dry-run: reconcile (by tag), stop and create."""
         from scheduler import jobs
-        from scheduler.atlas import open_atlas
+        from scheduler.atlas import create_body, open_atlas
         from scheduler.collector import StateFile
+        from scheduler.confirm import dry_run_entries
+        from scheduler.jsonstate import JsonState
 
         try:
             settings, atlas = _settings(config, inventory)
@@ -170,9 +235,13 @@ def register(app: typer.Typer) -> None:
                 state.load()
                 state.measurements = {**report.kept, **report.created}
                 state.save()
+            series = jobs.self_hosted_series(atlas)
+            queued = dry_run_entries(
+                JsonState(settings.data_dir / "atlas-confirm.json").load(), atlas, create_body
+            )
         except GrenswachtError as exc:
             raise _fail(exc) from None
-        doc = plan_document(plan, atlas)
+        doc = plan_document(plan, atlas, series, queued)
         if output == "json":
             typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         else:
@@ -180,28 +249,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command("schedule")
     def schedule_command(config: ConfigOption = None, inventory: InventoryOption = None) -> None:
-        """Run the RIPE Atlas scheduler and collector alone (results to the configured bus,
-        e.g. Kafka) until interrupted."""
+        """Run the scheduler alone until interrupted: with a RIPE Atlas key the
+        measurements and their collector (results to the configured bus, e.g. Kafka);
+        always the self-hosted probe tasks and probe metadata when configured."""
         from grenswacht.commands.common import open_configured_bus
         from grenswacht.health import serve
-        from scheduler.app import start_scheduler
+        from scheduler.app import start_scheduler, wanted
 
         console = Console(stderr=True)
         try:
             settings, atlas = _settings(config, inventory)
-            if not atlas.has_key:
+            if not wanted(atlas):
                 raise GrenswachtError(
-                    "no RIPE Atlas API key: set GRENSWACHT_ATLAS__API_KEY or atlas.api_key_file"
+                    "nothing to schedule: set a RIPE Atlas API key (GRENSWACHT_ATLAS__API_KEY "
+                    "or atlas.api_key_file), self-hosted vantage sets in the inventory, or "
+                    "atlas.probe_metadata.enabled"
                 )
             bus = open_configured_bus(settings)
-            handle = start_scheduler(atlas, bus, settings.data_dir)
+            inbox = open_configured_bus(settings)
+            handle = start_scheduler(atlas, bus, settings.data_dir, inbox_bus=inbox)
         except GrenswachtError as exc:
             raise _fail(exc) from None
-        serve(settings.metrics, handle._thread.is_alive)
+        serve(settings.metrics, handle.alive)
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())
+        jobs_running = ", ".join(j.id for j in handle.scheduler.get_jobs()) or "none"
         console.print(
-            f"scheduling RIPE Atlas measurements; results to {settings.bus} (Ctrl-C stops)"
+            f"scheduling ({jobs_running}); results and tasks to {settings.bus} (Ctrl-C stops)"
         )
         try:
             while not done.wait(1.0):
@@ -210,5 +284,6 @@ def register(app: typer.Typer) -> None:
             pass
         finally:
             handle.shutdown()
+            inbox.close()
             bus.close()
         console.print(f"stopped: {handle.collector.published} results published")

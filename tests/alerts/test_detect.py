@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from consumers.alerts import AlertSettings, ChangeDetector
-from consumers.alerts.state import ApplicationInfo, Applications, Observation, StateKey, observations
+from consumers.alerts.state import (
+    ApplicationInfo,
+    Applications,
+    Observation,
+    StateKey,
+    observations,
+)
 from consumers.enrich import Enricher, VantageRegistry
 from consumers.enrich.physics import KM_PER_MS_RTT
 from consumers.home import VerdictSettings

@@ -58,10 +58,17 @@ def test_run_window_stores_and_publishes(storage: Storage, chdb_dsn: str,
     bad = runner.invoke(app, ["findings", "--kind", "nonsense", "--storage", chdb_dsn])
     assert bad.exit_code == 2
 
-    svg, graphml = tmp_path / "g.svg", tmp_path / "g.graphml"
-    drawn = runner.invoke(app, ["graph", "105.203.255.77", "--svg", str(svg), "--graphml",
-                                str(graphml), "--storage", chdb_dsn])
+    svg, png, graphml = tmp_path / "g.svg", tmp_path / "g.png", tmp_path / "g.graphml"
+    drawn = runner.invoke(app, ["graph", "105.203.255.77", "--svg", str(svg), "--png", str(png),
+                                "--graphml", str(graphml), "--storage", chdb_dsn])
     assert drawn.exit_code == 0, drawn.output
     text = svg.read_text()
     assert text.startswith("<svg") and "77.67.76.41" in text and "Forward paths only" in text
+    assert "load balancer: 2 next hops" in text  # the detector's finding, drawn
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "213.200.126.145" in graphml.read_text()
+    dutch = runner.invoke(app, ["graph", "105.203.255.77", "--svg", str(svg), "--lang", "nl",
+                                "--storage", chdb_dsn])
+    assert dutch.exit_code == 0 and "Alleen heenpaden" in svg.read_text()
+    assert runner.invoke(app, ["graph", "105.203.255.77", "--svg", str(svg), "--lang", "de",
+                               "--storage", chdb_dsn]).exit_code != 0

@@ -117,9 +117,9 @@ def test_inventory_check_command(tmp_path: Path) -> None:
     assert f"{bad}:2: hostnames: 'not a host' is not a valid hostname" in result.output
 
 
-def test_schedule_needs_a_key(tmp_path: Path, monkeypatch) -> None:
+def test_schedule_with_nothing_to_do_fails(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("GRENSWACHT_ATLAS__API_KEY", raising=False)
     config = tmp_path / "grenswacht.toml"
-    config.write_text("[atlas]\n")
+    config.write_text("[atlas.probe_metadata]\nenabled = false\n")
     result = CliRunner().invoke(app, ["schedule", "--config", str(config)])
-    assert result.exit_code == 2 and "no RIPE Atlas API key" in result.output
+    assert result.exit_code == 2 and "nothing to schedule" in result.output

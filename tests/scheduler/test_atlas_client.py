@@ -3,7 +3,6 @@ auth errors, and the key never leaking."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
@@ -15,7 +14,8 @@ from scheduler.jobs import apply_plan, plan_for
 from scheduler.settings import AtlasSettings
 from schemas.errors import AtlasAPIError, AtlasAuthError, AtlasRateLimited
 from tests.fakes.atlas import DEMO_KEY, FakeAtlas
-from tests.scheduler.conftest import FIXTURES, Sleeps
+from tests.fakes.atlas.state import recorded_probes
+from tests.scheduler.conftest import Sleeps
 
 
 def test_created_measurements_carry_the_planned_bodies(
@@ -95,10 +95,9 @@ def test_reconcile_listing_follows_pages_and_stop(fake_atlas: FakeAtlas, client)
 
 def test_probe_listing_uses_recorded_real_probes(client) -> None:
     probes = client.probes(country_code="NL", tags="system-ipv4-works")
-    recorded = json.loads((FIXTURES / "pierky_msm1033154_probes_api_v2.json").read_text())
     expected = [
         p["id"]
-        for p in recorded["results"]
+        for p in recorded_probes()
         if p["country_code"] == "NL" and "system-ipv4-works" in {t["slug"] for t in p["tags"]}
     ]
     assert [p["id"] for p in probes] == expected and len(expected) > 5

@@ -33,7 +33,8 @@ def main() -> None:
     print(f"  export GRENSWACHT_ATLAS__STREAM_URL={fake.stream_url}")
     print(f"  export GRENSWACHT_ATLAS__CA_BUNDLE={fake.ca_file}")
     print(f"  export GRENSWACHT_ATLAS__API_KEY={DEMO_KEY}")
-    print("  export GRENSWACHT_ATLAS__INVENTORY=examples/apps.toml", flush=True)
+    print("  export GRENSWACHT_ATLAS__INVENTORY=examples/apps.toml")
+    print("  export GRENSWACHT_ATLAS__PROBE_METADATA__ENABLED=true", flush=True)
     started = time.monotonic()
     try:
         while not args.seconds or time.monotonic() - started < args.seconds:

@@ -5,12 +5,17 @@ with certificates from a ``trustme`` test CA. Binds 127.0.0.1 only.
 Endpoints (the ones ripe-atlas-cousteau calls): ``POST /api/v2/measurements/``,
 ``DELETE /api/v2/measurements/<id>``, ``GET /api/v2/measurements/my/``,
 ``GET /api/v2/measurements/<id>/``, ``GET /api/v2/measurements/<id>/results``,
-``GET /api/v2/measurements/<id>/latest``, ``GET /api/v2/probes/``; stream at ``/stream/``.
+``GET /api/v2/measurements/<id>/latest``, ``GET /api/v2/probes/`` (the recorded real probe
+objects of every ``tests/fixtures/atlas/api/*probes_api_v2.json``, filtered by ``id__in``,
+``country_code``, ``asn_v4``, ``tags``, ``is_anchor``, ``status`` and ``radius``); stream at
+``/stream/``. A created ping measurement answers with recorded real ping results relabelled
+with its id, target and requested probes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import queue
 import re
 import ssl
@@ -182,6 +187,7 @@ def _validate_create(body: Any) -> str:
     required = {
         "traceroute": ("target", "protocol", "af", "description"),
         "dns": ("query_class", "query_type", "query_argument", "af", "description"),
+        "ping": ("target", "af", "description"),
     }
     for index, definition in enumerate(body["definitions"]):
         kind = definition.get("type")
@@ -210,8 +216,26 @@ def _filter_probes(probes: list[dict[str, Any]], query: dict[str, str]) -> list[
             continue
         if "is_anchor" in query and str(probe.get("is_anchor")).lower() != query["is_anchor"]:
             continue
+        if "status" in query and str((probe.get("status") or {}).get("id")) != query["status"]:
+            continue
+        if "radius" in query and not _within(probe, query["radius"]):
+            continue
         out.append(probe)
     return out
+
+
+def _within(probe: dict[str, Any], radius: str) -> bool:
+    """The API's ``radius=lat,lon:km`` filter (great-circle distance)."""
+    place, _, km = radius.partition(":")
+    lat, _, lon = place.partition(",")
+    coordinates = (probe.get("geometry") or {}).get("coordinates") or []
+    if len(coordinates) < 2:
+        return False
+    p_lon, p_lat = (math.radians(float(c)) for c in coordinates[:2])
+    c_lat, c_lon = math.radians(float(lat)), math.radians(float(lon))
+    cos = (math.sin(p_lat) * math.sin(c_lat)
+           + math.cos(p_lat) * math.cos(c_lat) * math.cos(p_lon - c_lon))
+    return 6371.0088 * math.acos(max(-1.0, min(1.0, cos))) <= float(km)
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "scheduler"
+ATLAS_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "atlas"
+# recorded real ping results the fake answers a created ping measurement with (relabelled
+# with the new measurement id, the requested target and the requested probes)
+PING_TEMPLATE = ATLAS_FIXTURES / "ping" / "pierky_msm3359986_anchor_selftest.jsonl"
 
 PERMISSIONS = ("create", "stop", "list", "results")
 DEMO_KEY = "0a1b2c3d-demo-key0-fake-atlas0000000"
@@ -29,7 +33,6 @@ RECORDED = {
         "pierky_msm1071935_measurement_meta_api_v1.json",
     ),
 }
-PROBES_FILE = "pierky_msm1033154_probes_api_v2.json"
 
 
 def load_recorded(msm_id: int) -> list[bytes]:
@@ -37,6 +40,36 @@ def load_recorded(msm_id: int) -> list[bytes]:
     lines = (FIXTURES / RECORDED[msm_id][0]).read_bytes().splitlines()
     raw = [line for line in lines if line.strip()]
     return sorted(raw, key=lambda line: (json.loads(line)["timestamp"], json.loads(line)["prb_id"]))
+
+
+def recorded_probes() -> list[dict[str, Any]]:
+    """Every recorded real probe API v2 object (``tests/fixtures/atlas/api/*probes_api_v2``),
+    once each, in id order: the probes the fake knows."""
+    by_id: dict[int, dict[str, Any]] = {}
+    for path in sorted((ATLAS_FIXTURES / "api").glob("*probes_api_v2.json")):
+        for probe in json.loads(path.read_text())["results"]:
+            by_id.setdefault(int(probe["id"]), probe)
+    return [by_id[i] for i in sorted(by_id)]
+
+
+def _requested_probes(body: dict[str, Any]) -> list[int]:
+    ids: list[int] = []
+    for source in body.get("probes", []):
+        if source.get("type") == "probes":
+            ids += [int(v) for v in str(source["value"]).split(",") if v.strip()]
+    return ids
+
+
+def _ping_results(msm_id: int, target: str, probes: list[int]) -> list[bytes]:
+    """One recorded real ping result per requested probe, relabelled."""
+    templates = [json.loads(line) for line in PING_TEMPLATE.read_text().splitlines() if line]
+    out = []
+    for index, probe in enumerate(probes or [int(t["prb_id"]) for t in templates]):
+        result = dict(templates[index % len(templates)])
+        result.update(msm_id=msm_id, group_id=msm_id, prb_id=probe, dst_addr=target,
+                      dst_name=target, timestamp=int(result["timestamp"]) + index)
+        out.append(json.dumps(result, separators=(",", ":")).encode())
+    return out
 
 
 @dataclass
@@ -72,9 +105,7 @@ class FakeAtlasState:
         self.failures: list[Failure] = []
         self.next_id = 90_000_001
         self.listeners: list[Callable[[int, bytes], None]] = []
-        self.probes: list[dict[str, Any]] = json.loads((FIXTURES / PROBES_FILE).read_text())[
-            "results"
-        ]
+        self.probes: list[dict[str, Any]] = recorded_probes()
 
     # -- set-up ------------------------------------------------------------------------------
     def add_key(self, key: str, permissions: tuple[str, ...] = PERMISSIONS) -> None:
@@ -141,10 +172,14 @@ class FakeAtlasState:
                 self.next_id += 1
                 kind = definition["type"]
                 template = {"traceroute": 1033154, "dns": 1071935}.get(kind, 1033154)
-                pending = [
-                    re.sub(rb'"msm_id":\s*\d+', b'"msm_id":%d' % msm_id, raw, count=1)
-                    for raw in load_recorded(template)
-                ]
+                if kind == "ping":
+                    pending = _ping_results(msm_id, definition["target"],
+                                            _requested_probes(body))
+                else:
+                    pending = [
+                        re.sub(rb'"msm_id":\s*\d+', b'"msm_id":%d' % msm_id, raw, count=1)
+                        for raw in load_recorded(template)
+                    ]
                 obj = {
                     "id": msm_id,
                     "type": kind,
