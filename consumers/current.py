@@ -2,9 +2,9 @@
 (``grenswacht apps``, the web UI, the council report and the Grafana panel read the same
 view, ``application_current``; ``docs/verdicts.md``).
 
-Reads only what the analysis stored (one derivation). The store is anything with
-``query(sql) -> result`` (``.column_names``, ``.rows``): the local store or the running
-endpoint; the statements take no parameters so both work.
+Reads only what the analysis stored (one derivation). The store is any
+:class:`schemas.store.Store` (``grenswacht.store.open_store``: the store itself or the
+running ``grenswacht run``).
 """
 
 from __future__ import annotations
@@ -12,24 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from consumers.applications import municipality_shares
 from consumers.verdicts import DESCRIPTIONS, FORWARD_ONLY_NOTE, SEVERITY, normalise_class
+from schemas.store import Store
 
 NOT_MEASURED = "not_measured"
-
-
-class _Result(Protocol):
-    @property
-    def column_names(self) -> Sequence[str]: ...
-
-    @property
-    def rows(self) -> Sequence[Sequence[Any]]: ...
-
-
-class _Store(Protocol):
-    def query(self, sql: str) -> _Result: ...
 
 
 CURRENT_SQL = """
@@ -119,7 +108,7 @@ def _state(row: dict[str, Any]) -> ApplicationState:
     )
 
 
-def current_applications(store: _Store, municipality: str | None = None
+def current_applications(store: Store, municipality: str | None = None
                          ) -> list[ApplicationState]:
     """Every application of the inventory (and every measured one) with its current
     state; only those of ``municipality`` when given. Most serious first."""

@@ -16,46 +16,29 @@ chDB allows one engine per process and one process per data directory: a second
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from importlib import resources
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
+from consumers.sql_guard import check_plain_form, check_statement
+from schemas.clickhouse import MIGRATIONS_TABLE, migration_files, split_statements
+from schemas.clickhouse.cluster import ClusterTarget, cluster_migration, cluster_statements
 from schemas.errors import ConfigError, QueryError, StorageError, StorageUnavailable
+from schemas.redact import redact
+from schemas.store import QueryResult
 
-MIGRATIONS_TABLE = "schema_migrations"
-_READ_ONLY_PREFIX = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.I)
+__all__ = ["MIGRATIONS_TABLE", "QueryResult", "Storage", "open_storage"]
 
-
-@dataclass(frozen=True, slots=True)
-class QueryResult:
-    column_names: tuple[str, ...]
-    column_types: tuple[str, ...]
-    rows: list[tuple[Any, ...]]
-
-    def as_dicts(self) -> list[dict[str, Any]]:
-        return [dict(zip(self.column_names, row, strict=True)) for row in self.rows]
-
-
-def migration_files() -> list[tuple[str, str]]:
-    """(name, sql) of every DDL file in ``schemas/clickhouse``, in name order."""
-    folder = resources.files("schemas") / "clickhouse"
-    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
-    return [(name, (folder / name).read_text(encoding="utf-8")) for name in names]
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split a DDL file on ``;`` at line ends, dropping ``--`` comment lines."""
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";").strip()]
+READ_ONLY_TIMEOUT_S = 120
+"""Longest a read-only (untrusted) query may run (``max_execution_time``)."""
 
 
 def _map_error(exc: Exception, what: str) -> StorageError:
-    text = str(exc)
+    text = redact(exc)
     lowered = text.lower()
     transient = (
         "connection" in lowered
@@ -67,18 +50,31 @@ def _map_error(exc: Exception, what: str) -> StorageError:
         or "unavailable" in lowered
     )
     if transient:
-        return StorageUnavailable(f"{what}: {text[:500]}", retry_after=1.0)
-    return QueryError(f"{what}: {text[:2000]}")
+        return StorageUnavailable(f"{redact(what)}: {text[:500]}", retry_after=1.0)
+    return QueryError(f"{redact(what)}: {text[:2000]}")
 
 
 class Storage:
     """A connected ClickHouse store. Thread-safe (calls are serialised)."""
 
-    def __init__(self, dsn: str, client: Any) -> None:
+    def __init__(self, dsn: str, client: Any,
+                 read_only_client: Callable[[], Any] | None = None) -> None:
         self.dsn = dsn
         self._client = client
         self._lock = threading.RLock()
         self._closed = False
+        self._open_read_only = read_only_client
+        self._read_only: Any = None
+        self._read_only_lock = threading.RLock()
+        self._table_functions: frozenset[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"Storage({redact(self.dsn)!r})"
+
+    @property
+    def safe_dsn(self) -> str:
+        """The DSN with any credential masked (for logs, status, errors)."""
+        return redact(self.dsn)
 
     @property
     def is_embedded(self) -> bool:
@@ -86,9 +82,7 @@ class Storage:
 
     def migrate(self, *, cluster: str | None = None, database: str | None = None) -> list[str]:
         """Apply every DDL file not yet recorded; return the names applied now. With
-        ``cluster``, the replicated + distributed variants (consumers/ddl_cluster.py)."""
-        from consumers.ddl_cluster import ClusterTarget, cluster_migration, cluster_statements
-
+        ``cluster``, the replicated + distributed variants (schemas/clickhouse/cluster.py)."""
         target = ClusterTarget(cluster, database) if cluster else None
         ledger = (
             f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name String, "
@@ -125,13 +119,12 @@ class Storage:
         read_only: bool = False,
         max_rows: int | None = None,
     ) -> QueryResult:
-        """Run a query. ``read_only`` refuses anything but SELECT-like statements (the
-        check is a first line; ClickHouse ``readonly=2`` is the second on servers)."""
-        if read_only and not _READ_ONLY_PREFIX.match(sql):
-            raise QueryError("only SELECT, WITH, SHOW, DESCRIBE, EXPLAIN and EXISTS are allowed")
+        """Run a query with bound parameters (``{name:Type}``). ``read_only`` treats ``sql`` as
+        untrusted: :meth:`check_read_only`, then a ``readonly=1`` session of the engine."""
+        if read_only:
+            streamable = self.check_read_only(sql)
+            return self.run_read_only(sql, parameters, max_rows=max_rows, stream=streamable)
         settings: dict[str, Any] = {}
-        if read_only and not self.is_embedded:
-            settings["readonly"] = 2
         if max_rows is not None:
             settings["max_result_rows"] = max_rows
             settings["result_overflow_mode"] = "break"
@@ -140,11 +133,100 @@ class Storage:
                 result = self._client.query(sql, parameters=parameters, settings=settings)
             except Exception as exc:  # noqa: BLE001
                 raise _map_error(exc, "query failed") from exc
+        rows = [tuple(row) for row in result.result_rows]
+        truncated = max_rows is not None and len(rows) > max_rows
         return QueryResult(
             tuple(result.column_names),
             tuple(t.name for t in result.column_types),
-            [tuple(row) for row in result.result_rows],
+            rows[:max_rows] if max_rows is not None else rows,
+            truncated,
         )
+
+    def check_read_only(self, sql: str) -> bool:
+        """Refuse ``sql`` unless it is exactly one read-only statement whose table functions
+        are allowed, judged on ClickHouse's own parse tree (consumers/sql_guard.py). The text
+        reaches the engine only as a bound parameter here: nothing runs. Returns whether the
+        statement is a SELECT (its rows can be streamed; SHOW, EXPLAIN, … cannot)."""
+        if not sql.strip():
+            raise QueryError("empty query")
+        try:
+            tree = self._read_only_call(
+                lambda c: c.query("SELECT parseQueryToJSON({q:String})", parameters={"q": sql}))
+        except QueryError as exc:
+            if "does not support JSON serialization" not in str(exc):
+                raise QueryError(f"not one valid statement: {_engine_message(exc)}") from exc
+            canonical = self._read_only_call(lambda c: c.query(
+                "SELECT formatQuerySingleLine({q:String})", parameters={"q": sql}))
+            check_plain_form(str(canonical.result_rows[0][0]))
+            return False
+        kind = check_statement(orjson.loads(tree.result_rows[0][0]),
+                               table_functions=self.table_functions())
+        return kind.startswith("Select")
+
+    def table_functions(self) -> frozenset[str]:
+        """The engine's table function names, lower case (cached)."""
+        if self._table_functions is None:
+            rows = self._read_only_call(
+                lambda c: c.query("SELECT lower(name) FROM system.table_functions")).result_rows
+            self._table_functions = frozenset(str(r[0]) for r in rows)
+        return self._table_functions
+
+    def run_read_only(self, sql: str, parameters: Mapping[str, Any] | None = None, *,
+                      max_rows: int | None = None, stream: bool = True) -> QueryResult:
+        """Run ``sql`` on the engine's ``readonly=1`` session, keeping at most ``max_rows``
+        rows (a SELECT is streamed, so no more than a block beyond them is read). No statement
+        check: call :meth:`query` with ``read_only=True`` (this is the engine-side line of
+        defence, tested on its own)."""
+
+        def run(client: Any) -> QueryResult:
+            if not stream:
+                result = client.query(sql, parameters=parameters,
+                                      settings=self._read_only_settings)
+                everything = [tuple(row) for row in result.result_rows]
+                cut = max_rows is not None and len(everything) > max_rows
+                return QueryResult(tuple(result.column_names),
+                                   tuple(t.name for t in result.column_types),
+                                   everything[:max_rows] if cut else everything, cut)
+            rows: list[tuple[Any, ...]] = []
+            truncated = False
+            with client.query_row_block_stream(sql, parameters=parameters,
+                                               settings=self._read_only_settings) as blocks:
+                names = tuple(blocks.source.column_names)
+                types = tuple(t.name for t in blocks.source.column_types)
+                for block in blocks:
+                    rows.extend(tuple(row) for row in block)
+                    if max_rows is not None and len(rows) > max_rows:
+                        truncated = True
+                        del rows[max_rows:]
+                        break
+            return QueryResult(names, types, rows, truncated)
+
+        result: QueryResult = self._read_only_call(run)
+        return result
+
+    @property
+    def _read_only_settings(self) -> dict[str, Any]:
+        # chDB: the read-only session was set readonly=1 once (sticky, see _open_read_only);
+        # a server: HTTP is stateless, each query carries readonly=1
+        return {} if self.is_embedded else {"readonly": 1}
+
+    def _read_only_call(self, call: Callable[[Any], Any]) -> Any:
+        with self._read_only_lock:
+            if self._read_only is None:
+                if self._open_read_only is None:
+                    raise StorageError("this store has no read-only session")
+                try:
+                    self._read_only = self._open_read_only()
+                except StorageError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    raise _map_error(exc, "cannot open the read-only session") from exc
+            try:
+                return call(self._read_only)
+            except StorageError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise _map_error(exc, "query failed") from exc
 
     def insert(
         self,
@@ -202,11 +284,30 @@ def _chdb_path(dsn: str) -> str:
     return path
 
 
+def _chdb_read_only(path: str) -> Callable[[], Any]:
+    """A second chDB session on the same engine, made read-only for good: ``readonly=1`` in
+    a session cannot be lowered again (``SET readonly = 0`` and ``SETTINGS readonly=0`` are
+    refused by the engine). Limits are set before, as they cannot be changed after."""
+
+    def open_session() -> Any:
+        import clickhouse_connect
+
+        client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+        client.command(f"SET max_execution_time = {READ_ONLY_TIMEOUT_S}")
+        client.command("SET readonly = 1")
+        if str(client.query("SELECT getSetting('readonly')").result_rows[0][0]) != "1":
+            raise StorageError("the chDB read-only session did not become readonly=1")
+        return client
+
+    return open_session
+
+
 def open_storage(dsn: str, *, migrate: bool = True) -> Storage:
     """Open ``chdb:///path`` (embedded, directory created) or ``http(s)://…`` (server)."""
     import clickhouse_connect
 
     scheme = urlsplit(dsn).scheme
+    read_only: Callable[[], Any] | None = None
     try:
         if scheme == "chdb":
             path = _chdb_path(dsn)
@@ -222,31 +323,32 @@ def open_storage(dsn: str, *, migrate: bool = True) -> Storage:
                         )
                     client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
                     _CHDB_CLIENTS[path] = client
+            read_only = _chdb_read_only(path)
         elif scheme in ("http", "https", "clickhouse", "clickhouses"):
             client = clickhouse_connect.get_client(dsn=dsn, connect_timeout=10)
+            read_only = lambda: client  # noqa: E731 - stateless HTTP: readonly=1 per query
         else:
-            raise ConfigError(f"unknown storage DSN {dsn!r}: use chdb:///path or http(s)://host")
+            raise ConfigError(
+                f"unknown storage DSN {redact(dsn)!r}: use chdb:///path or http(s)://host")
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001
         text = str(exc)
         if "lock" in text.lower() or "already" in text.lower():
             raise StorageUnavailable(
-                f"the chDB directory of {dsn} is in use by another process "
+                f"the chDB directory of {redact(dsn)} is in use by another process "
                 "(is `grenswacht run` up? then use its endpoint)",
                 retry_after=5.0,
             ) from exc
         raise _map_error(exc, f"cannot open {dsn}") from exc
-    storage = Storage(dsn, client)
+    storage = Storage(dsn, client, read_only)
     if migrate:
         storage.migrate()
     return storage
 
 
-def dsn_tag(dsn: str) -> str:
-    """A DSN with any password removed, safe for logs."""
-    parts = urlsplit(dsn)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return dsn
+def _engine_message(exc: Exception) -> str:
+    """The ClickHouse part of a mapped error ("query failed: Code: 62. DB::Exception: …")."""
+    text = str(exc)
+    start = text.find("DB::Exception:")
+    return text[start + len("DB::Exception:"):].strip() if start >= 0 else text

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,14 +20,18 @@ import orjson
 
 from consumers.alerts import create_component as create_alerts_component
 from consumers.ingest import IngestConsumer
-from consumers.storage import Storage, dsn_tag, open_storage
+from consumers.storage import Storage, open_storage
 from grenswacht import __version__
 from grenswacht.commands.common import open_configured_bus
 from grenswacht.server import Endpoint
+from grenswacht.server.auth import ServerToken, server_token
 from grenswacht.settings import Settings
+from grenswacht.store import acknowledge_alert
 from schemas import topics
 from schemas.bus import Bus
 from schemas.errors import BusError, GrenswachtError
+from schemas.redact import redact
+from schemas.store import QueryResult, Store
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +223,7 @@ class Embedded:
         self._endpoint: Endpoint | None = None
         self._started = 0.0
         self.url = ""
+        self.token: ServerToken | None = None
         self.errors: dict[str, str] = {}
 
     # -- wiring ---------------------------------------------------------------------
@@ -234,11 +239,18 @@ class Embedded:
         return bus
 
     @property
+    def store(self) -> Store:
+        """The store this process holds (what the endpoint's pages read)."""
+        return self.storage
+
+    @property
     def state_file(self) -> Path:
         return self.settings.data_dir / "run.json"
 
     def start(self, *, with_endpoint: bool = True, only: set[str] | None = None) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if with_endpoint:  # refuse a non-loopback bind without a token before opening anything
+            self.token = server_token(self.settings)
         self._storage = open_storage(self.settings.storage_dsn)
         self._producer = self.open_bus()
         for name, factory in COMPONENT_FACTORIES.items():
@@ -254,12 +266,13 @@ class Embedded:
             thread.start()
             self._threads.append(thread)
         self._started = time.time()
-        if with_endpoint:
-            self._endpoint = Endpoint(self, self.settings.server.host, self.settings.server.port)
+        if with_endpoint and self.token is not None:
+            self._endpoint = Endpoint(self, self.settings.server, self.token)
             self.url = self._endpoint.start()
             self.state_file.write_text(orjson.dumps({
-                "pid": os.getpid(), "url": self.url, "storage": dsn_tag(self.settings.storage_dsn),
-                "bus": self.settings.bus, "started": self._started,
+                "pid": os.getpid(), "url": self.url, "storage": redact(self.settings.storage_dsn),
+                "bus": redact(self.settings.bus), "started": self._started,
+                "token_source": self.token.source,
             }).decode())
 
     def _guard(self, name: str, component: Component) -> None:
@@ -301,8 +314,8 @@ class Embedded:
         return {
             "version": __version__,
             "pid": os.getpid(),
-            "storage": dsn_tag(self.settings.storage_dsn),
-            "bus": self.settings.bus,
+            "storage": redact(self.settings.storage_dsn),
+            "bus": redact(self.settings.bus),
             "uptime_s": round(time.time() - self._started, 1),
             "components": {name: c.status() for name, c in self.components.items()},
             "errors": dict(self.errors),
@@ -315,24 +328,17 @@ class Embedded:
         self.status()  # refreshes the lag gauge
         return metrics_payload()
 
-    def sql(self, sql: str, max_rows: int = 0) -> dict[str, Any]:
+    def sql(self, sql: str, max_rows: int = 0,
+            params: Mapping[str, Any] | None = None) -> QueryResult:
+        """Untrusted SQL (``POST /sql``): one read-only statement, at most ``server.max_rows``
+        rows, bound parameters."""
         limit = min(max_rows or self.settings.server.max_rows, self.settings.server.max_rows)
-        result = self.storage.query(sql, read_only=True, max_rows=limit)
-        return {"columns": result.column_names, "types": result.column_types,
-                "rows": result.rows[:limit]}
+        return self.storage.query(sql, params or None, read_only=True, max_rows=limit)
 
     def ack_alert(self, alert_id: str, by: str, comment: str) -> dict[str, str]:
         """Acknowledge an alert (a unique id prefix is enough) in the store this process
         holds; ``grenswacht alerts ack`` calls this through the endpoint."""
-        from consumers.alerts.store import AlertStore
-
-        store = AlertStore(self.storage)
-        found = store.get_alert(alert_id)
-        if found is None:
-            raise GrenswachtError(f"no single alert matches {alert_id!r}")
-        alert, _ = found
-        store.ack(alert.alert_id, by, comment)
-        return {"alert_id": alert.alert_id, "application": alert.application}
+        return acknowledge_alert(self.storage, alert_id, by, comment)
 
     def ingest(self, records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]) -> int:
         if self._producer is None:

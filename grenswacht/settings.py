@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,9 +52,40 @@ class IngestSettings(BaseModel):
 
 
 class ServerSettings(BaseModel):
-    host: str = Field("127.0.0.1", description="Address the status/SQL endpoint listens on.")
-    port: int = Field(8765, ge=0, le=65535, description="Port of the status/SQL endpoint.")
+    """The HTTP endpoint of ``grenswacht run`` (docs/security.md)."""
+
+    host: str = Field("127.0.0.1", description="Address the endpoint listens on. Anything but "
+                      "a loopback address needs server.token or server.token_file.")
+    port: int = Field(8765, ge=0, le=65535, description="Port of the endpoint (0: any free).")
     max_rows: int = Field(100_000, ge=1, description="Most rows one SQL request returns.")
+    token: SecretStr | None = Field(
+        None, description="Bearer token of the endpoint (env GRENSWACHT_SERVER__TOKEN; at least "
+        "16 characters). Empty: server.token_file, else <data_dir>/server.token, generated at "
+        "the first start.")
+    token_file: Path | None = Field(
+        None, description="File holding the bearer token (e.g. a mounted Kubernetes Secret).")
+    reads_need_token: bool = Field(
+        False, description="Require the token for reads on loopback too (set it behind a "
+        "reverse proxy: the endpoint then sees the proxy, not the user). Always on for a "
+        "non-loopback address.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host names (Host header, optional :port) the "
+        "endpoint answers besides the loopback names and its own bind address; e.g. the name "
+        "of the reverse proxy in front of it.")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body "
+                                "of POST /ingest (bytes actually read).")
+    max_small_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest request body "
+                                      "of the other routes (SQL, acknowledge, forms).")
+    body_timeout_s: float = Field(60.0, gt=0, description="Longest a client may take to send "
+                                  "a request body.")
+    header_timeout_s: float = Field(10.0, gt=0, description="Longest a connection may stay "
+                                    "open without sending a complete request.")
+    keep_alive_s: float = Field(5.0, gt=0, description="Idle keep-alive connections are "
+                                "closed after this many seconds.")
+    max_connections: int = Field(128, ge=1, description="Open connections at most; beyond it "
+                                 "requests get 503.")
+    max_concurrent_requests: int = Field(16, ge=1, description="Requests processed at once; "
+                                         "beyond it requests get 503.")
 
 
 class Settings(BaseSettings):

@@ -69,3 +69,53 @@ def test_library_code_does_not_print() -> None:
             calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
                      and isinstance(n.func, ast.Name) and n.func.id == "print"]
             assert not calls, f"{path.relative_to(ROOT)} prints"
+
+
+OUR_PACKAGES = (*SERVICES, "schemas", "grenswacht")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the modules of ours it imports, wherever the import statement is (module
+    level or deferred inside a function); ``from a import b`` counts ``a.b`` when that is a
+    module of ours, else ``a``."""
+    modules = {module_name(p): p for package in OUR_PACKAGES for p in package_files(package)}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names if a.name in modules)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    child = f"{node.module}.{alias.name}"
+                    if child in modules:
+                        targets.add(child)
+                    elif node.module in modules:
+                        targets.add(node.module)
+        graph[name] = targets - {name}
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    """DESIGN.md: no circles among our modules, deferred imports included (a deferred
+    import hides a circle, it does not remove it)."""
+    graph = import_graph()
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycle = [*path[path.index(name):], name]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        for target in sorted(graph.get(name, ())):
+            visit(target, [*path, name])
+        done.add(name)
+
+    for module in sorted(graph):
+        visit(module, [])

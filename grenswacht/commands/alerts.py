@@ -13,11 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from consumers.alerts.store import AlertStore
-from consumers.storage import open_storage
-from grenswacht.client import remote_ack, remote_sql, running_endpoint
-from grenswacht.commands.common import FormatOption, StorageOption, console, fail, settings
+from grenswacht.commands.common import (
+    FormatOption,
+    StorageOption,
+    console,
+    fail,
+    open_cli_store,
+)
 from grenswacht.render import OutputFormat, print_rows
+from grenswacht.store import acknowledge_alert
 from schemas.alerts import Alert
 from schemas.errors import GrenswachtError
 
@@ -31,24 +35,21 @@ _LIST_SQL = (
     "a.before_verdict AS before, a.after_verdict AS after, a.added AS added, "
     "k.acknowledged_by AS acknowledged_by "
     "FROM alerts AS a FINAL LEFT JOIN (SELECT * FROM alert_acks FINAL) AS k "
-    "ON k.alert_id = a.alert_id WHERE 1 {where} ORDER BY a.last_seen DESC LIMIT {limit}"
+    "ON k.alert_id = a.alert_id WHERE ({state:String} = '' OR a.state = {state:String}) "
+    "AND ({application:String} = '' OR a.application = {application:String}) "
+    "ORDER BY a.last_seen DESC LIMIT {limit:UInt32}"
 )
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _query(sql: str, storage: str | None) -> tuple[list[str], list[list[Any]]]:
-    cfg = settings()
-    url = None if storage else running_endpoint(cfg.data_dir)
+def _query(sql: str, storage: str | None,
+           params: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    store = open_cli_store(storage)
     try:
-        if url is not None:
-            answer = remote_sql(url, sql)
-            return list(answer["columns"]), [list(r) for r in answer["rows"]]
-        result = open_storage(storage or cfg.storage_dsn).query(sql, read_only=True)
+        result = store.query(sql, params)
     except GrenswachtError as exc:
         fail(str(exc))
+    finally:
+        store.close()
     return list(result.column_names), [list(r) for r in result.rows]
 
 
@@ -61,12 +62,8 @@ def list_alerts(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Alerts, newest first."""
-    where = ""
-    if state:
-        where += f" AND a.state = {_quote(state)}"
-    if application:
-        where += f" AND a.application = {_quote(application)}"
-    columns, rows = _query(_LIST_SQL.format(where=where, limit=int(limit)), storage)
+    columns, rows = _query(_LIST_SQL, storage,
+                           {"state": state, "application": application, "limit": limit})
     print_rows(console, columns, rows, fmt, title="alerts (forward paths only)")
 
 
@@ -77,15 +74,15 @@ def show(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """One alert: before and after, the confirmation and the evidence."""
-    sql = ("SELECT alert FROM alerts FINAL WHERE startsWith(alert_id, "  # noqa: S608 - quoted
-           f"{_quote(alert_id)}) ORDER BY alert_id LIMIT 2")
-    _columns, rows = _query(sql, storage)
+    _columns, rows = _query("SELECT alert FROM alerts FINAL WHERE startsWith(alert_id, "
+                            "{prefix:String}) ORDER BY alert_id LIMIT 2", storage,
+                            {"prefix": alert_id})
     if len(rows) != 1:
         fail(f"no alert {alert_id!r}" if not rows else f"{alert_id!r} is not unique")
     alert = Alert.from_json(rows[0][0])
-    ack_sql = ("SELECT acknowledged_at, acknowledged_by, comment FROM alert_acks "  # noqa: S608
-               f"FINAL WHERE alert_id = {_quote(alert.alert_id)}")
-    _cols, acks = _query(ack_sql, storage)
+    _cols, acks = _query("SELECT acknowledged_at, acknowledged_by, comment FROM alert_acks "
+                         "FINAL WHERE alert_id = {alert_id:String}", storage,
+                         {"alert_id": alert.alert_id})
     if fmt is not OutputFormat.table:
         document = alert.model_dump(mode="json")
         document["acknowledged"] = (
@@ -124,26 +121,14 @@ def ack(
     storage: StorageOption = None,
 ) -> None:
     """Acknowledge an alert (it stays firing until the change goes away)."""
-    cfg = settings()
-    url = running_endpoint(cfg.data_dir) if storage is None else None
-    if url is not None:  # grenswacht run holds the store: acknowledge through it
-        try:
-            done = remote_ack(url, alert_id, by or getpass.getuser(), comment)
-        except GrenswachtError as exc:
-            fail(str(exc))
-        console.print(f"acknowledged {done['alert_id']} ({done['application']})",
-                      highlight=False)
-        return
+    store = open_cli_store(storage)
     try:
-        store = AlertStore(open_storage(storage or cfg.storage_dsn))
-        found = store.get_alert(alert_id)
-        if found is None:
-            fail(f"no single alert matches {alert_id!r}")
-        alert, _ = found
-        store.ack(alert.alert_id, by or getpass.getuser(), comment)
+        done = acknowledge_alert(store, alert_id, by or getpass.getuser(), comment)
     except GrenswachtError as exc:
         fail(str(exc))
-    console.print(f"acknowledged {alert.alert_id} ({alert.application})", highlight=False)
+    finally:
+        store.close()
+    console.print(f"acknowledged {done['alert_id']} ({done['application']})", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

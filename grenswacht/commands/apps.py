@@ -5,8 +5,7 @@ why (``consumers.current``; ``docs/verdicts.md``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
@@ -18,10 +17,14 @@ from consumers.current import (
     current_applications,
     shares_by_municipality,
 )
-from consumers.storage import open_storage
 from consumers.verdicts import DESCRIPTIONS, FORWARD_ONLY_NOTE
-from grenswacht.client import remote_sql, running_endpoint
-from grenswacht.commands.common import FormatOption, StorageOption, console, fail, settings
+from grenswacht.commands.common import (
+    FormatOption,
+    StorageOption,
+    console,
+    fail,
+    open_cli_store,
+)
 from grenswacht.render import OutputFormat, print_rows
 from schemas.errors import GrenswachtError
 
@@ -29,31 +32,6 @@ SHORT = {
     "hosted_in_us": "US-hosted", "routed_via_us": "via US", "us_operated_in_eu": "US-op EU",
     "elsewhere": "elsewhere", "eu_hosted_eu_operated": "EU", "unknown": "unknown",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    column_names: Sequence[str]
-    rows: Sequence[Sequence[Any]]
-
-
-class _Endpoint:
-    """The running ``grenswacht run`` as a read-only store (until ``open_store`` lands)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def query(self, sql: str) -> _Answer:
-        answer = remote_sql(self.url, sql)
-        return _Answer(list(answer["columns"]), answer["rows"])
-
-
-def open_reader(storage: str | None) -> Any:
-    """The running endpoint when ``run`` is up (and no other store is named), else the
-    store itself."""
-    cfg = settings()
-    url = None if storage else running_endpoint(cfg.data_dir)
-    return _Endpoint(url) if url is not None else open_storage(storage or cfg.storage_dsn)
 
 
 def _shares(state: ApplicationState) -> str:
@@ -88,7 +66,11 @@ def apps(
 ) -> None:
     """The current verdict of every application, from the home vantage points."""
     try:
-        states = current_applications(open_reader(storage), municipality)
+        store = open_cli_store(storage)
+        try:
+            states = current_applications(store, municipality)
+        finally:
+            store.close()
     except GrenswachtError as exc:
         fail(str(exc))
     if municipality and not states:

@@ -6,13 +6,18 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from consumers.storage import Storage
 from grenswacht.render import OutputFormat
 from grenswacht.settings import Settings, load_settings
+from grenswacht.store import RemoteStore, open_store
 from schemas.bus import Bus, open_bus
 from schemas.errors import GrenswachtError
+from schemas.redact import install_log_redaction, redact
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,11 +34,46 @@ StorageOption = Annotated[
 ]
 
 
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="A query parameter NAME=VALUE for {NAME:Type} in the "
+                 "SQL (repeatable); a VALUE starting with [ or { is read as JSON (arrays, "
+                 "maps)."),
+]
+
+
 def set_config(path: Path | None, verbose: int) -> None:
     _STATE["config"] = path
     _STATE["settings"] = None
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
+
+
+def open_cli_store(storage: str | None = None) -> Storage | RemoteStore:
+    """The store for a command (``grenswacht.store.open_store``: the running ``run`` or the
+    store itself); a failure ends the command with its message."""
+    try:
+        return open_store(settings(), storage)
+    except GrenswachtError as exc:
+        fail(str(exc))
+
+
+def parse_params(values: list[str] | None) -> dict[str, Any]:
+    """``--param`` values as query parameters (``NAME=VALUE``; JSON for ``[``/``{``)."""
+    params: dict[str, Any] = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            fail(f"--param wants NAME=VALUE, got {item!r}")
+        if value.lstrip().startswith(("[", "{")):
+            try:
+                params[name.strip()] = orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                fail(f"--param {name}: not valid JSON: {exc}")
+        else:
+            params[name.strip()] = value
+    return params
 
 
 def settings(**overrides: Any) -> Settings:
@@ -58,5 +98,6 @@ def bus_options(cfg: Settings) -> dict[str, Any]:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False,
+                      soft_wrap=True)
     raise typer.Exit(code)

@@ -19,6 +19,7 @@ import typer
 from grenswacht.commands.common import StorageOption, console, fail, settings
 from grenswacht.health import serve
 from schemas.errors import GrenswachtError
+from schemas.redact import redact
 
 consume_app = typer.Typer(help="Run one consumer component as its own process.",
                           no_args_is_help=True)
@@ -40,7 +41,7 @@ def ingest(
 ) -> None:
     """Consume the results topic into ClickHouse (normalise, insert, then commit)."""
     from consumers.ingest import IngestConsumer
-    from consumers.storage import dsn_tag, open_storage
+    from consumers.storage import open_storage
     from schemas.bus import open_bus
 
     overrides = {k: v for k, v in (("bus", bus), ("storage", storage)) if v}
@@ -63,7 +64,7 @@ def ingest(
         signal.signal(sig, lambda *_: stop.set())
     if exit_when_idle is None:
         serve(cfg.metrics, lambda: not stop.is_set())
-    console.print(f"consume ingest: bus {cfg.bus}, store {dsn_tag(cfg.storage_dsn)}, "
+    console.print(f"consume ingest: bus {redact(cfg.bus)}, store {redact(cfg.storage_dsn)}, "
                   f"group {consumer.group}", highlight=False)
     try:
         if exit_when_idle is None:
@@ -112,7 +113,8 @@ def _run_component(name: str, bus: str | None, storage: str | None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     serve(cfg.metrics, lambda: name not in app.errors)
-    console.print(f"consume {name}: bus {cfg.bus}, store {app.storage.dsn}", highlight=False)
+    console.print(f"consume {name}: bus {redact(cfg.bus)}, store {redact(app.storage.dsn)}",
+                  highlight=False)
     stop.wait()
     status = app.components[name].status()
     app.stop()

@@ -22,23 +22,29 @@ from rich.progress import (
 from rich.table import Table
 
 from consumers.ingest import IngestConsumer, IngestStats
-from consumers.storage import Storage, dsn_tag, open_storage
-from grenswacht.client import remote_ingest, remote_sql, remote_status, running_endpoint
+from consumers.storage import Storage, open_storage
+from grenswacht.client import local_endpoint, running_endpoint
 from grenswacht.commands.common import (
     FormatOption,
+    ParamOption,
     StorageOption,
     console,
     err_console,
     fail,
+    open_cli_store,
+    parse_params,
     set_config,
     settings,
 )
 from grenswacht.files import expand_paths, file_size, read_results
 from grenswacht.render import OutputFormat, print_rows
 from grenswacht.settings import Settings
+from grenswacht.store import RemoteStore
 from schemas import topics
 from schemas.bus import open_bus
 from schemas.errors import GrenswachtError, InputError
+from schemas.redact import redact
+from schemas.store import Store
 
 CHUNK = 5000
 DEAD_LETTER_HINT = 'why: grenswacht sql "SELECT origin, reason, detail FROM dead_letters"'
@@ -52,20 +58,6 @@ def _main(
 ) -> None:
     """grenswacht: where do our applications' packets go, and whose law applies?"""
     set_config(config, verbose)
-
-
-def _endpoint_for(cfg: Settings, storage: str | None) -> str | None:
-    """The running endpoint to use, unless the user named another store."""
-    if storage and storage != cfg.storage_dsn:
-        return None
-    return running_endpoint(cfg.data_dir)
-
-
-def _open_local(cfg: Settings, storage: str | None) -> Storage:
-    try:
-        return open_storage(storage or cfg.storage_dsn)
-    except GrenswachtError as exc:
-        fail(str(exc))
 
 
 def ingest(
@@ -84,16 +76,18 @@ def ingest(
         files = expand_paths(paths)
     except InputError as exc:
         fail(str(exc))
-    url = _endpoint_for(cfg, storage)
+    store = open_cli_store(storage)
     stats: dict[str, Any]
-    if url is not None:
-        stats = _ingest_remote(url, files, analyse=analyse)
-    else:
-        store = _open_local(cfg, storage)
-        ingested, windows = _ingest_local(cfg, store, files)
-        stats = ingested.as_dict()
-        if analyse:
-            stats.update(_analyse_local(cfg, store, windows))
+    try:
+        if isinstance(store, RemoteStore):
+            stats = _ingest_remote(store, files, analyse=analyse)
+        else:
+            ingested, windows = _ingest_local(cfg, store, files)
+            stats = ingested.as_dict()
+            if analyse:
+                stats.update(_analyse_local(cfg, store, windows))
+    except GrenswachtError as exc:
+        fail(str(exc))
     stats["files"] = len(files)
     if fmt is OutputFormat.table:
         table = Table(title="ingested", show_header=False)
@@ -183,10 +177,12 @@ def _analyse_local(cfg: Settings, store: Storage, touched: set[int]) -> dict[str
             "findings": sum(stats.findings.values()), "windows_failed": len(stats.failing)}
 
 
-def _ingest_remote(url: str, files: list[Path], *, analyse: bool = True) -> dict[str, Any]:
-    err_console.print(f"grenswacht run is up at {url}: sending the results to it", style="dim")
-    before = _dead_letter_count(url)
-    handled_before = _handled(url)
+def _ingest_remote(store: RemoteStore, files: list[Path], *,
+                   analyse: bool = True) -> dict[str, Any]:
+    err_console.print(f"grenswacht run is up at {store.url}: sending the results to it",
+                      style="dim")
+    before = _dead_letter_count(store)
+    handled_before = _handled(store)
     sent = 0
     with _progress() as progress:
         for path in files:
@@ -195,25 +191,25 @@ def _ingest_remote(url: str, files: list[Path], *, analyse: bool = True) -> dict
             for record in read_results(path):
                 chunk.append((record.value, record.key, record.headers))
                 if len(chunk) >= 1000:
-                    sent += remote_ingest(url, chunk)
+                    sent += store.client.ingest(chunk)
                     chunk = []
                     progress.update(task, completed=record.position)
             if chunk:
-                sent += remote_ingest(url, chunk)
+                sent += store.client.ingest(chunk)
             progress.update(task, completed=file_size(path))
-    _wait_until_stored(url, handled_before + sent)
+    _wait_until_stored(store, handled_before + sent)
     if analyse:
-        _wait_until_analysed(url, handled_before + sent)
-    return {"results_sent": sent, "dead_letters": _dead_letter_count(url) - before}
+        _wait_until_analysed(store, handled_before + sent)
+    return {"results_sent": sent, "dead_letters": _dead_letter_count(store) - before}
 
 
-def _wait_until_analysed(url: str, target: int, timeout: float = 600) -> None:
+def _wait_until_analysed(store: RemoteStore, target: int, timeout: float = 600) -> None:
     """Wait until the running analysis has seen ``target`` messages and analysed every
     window they touched (a failing window is reported, not waited for)."""
     pause = threading.Event()
     deadline = time.monotonic() + timeout
     while True:
-        analysis = remote_status(url).get("components", {}).get("analysis")
+        analysis = store.client.status().get("components", {}).get("analysis")
         if analysis is None:
             return  # no analysis component in this process
         if (int(analysis.get("received", 0)) >= target
@@ -229,22 +225,22 @@ def _wait_until_analysed(url: str, target: int, timeout: float = 600) -> None:
         pause.wait(0.2)
 
 
-def _dead_letter_count(url: str) -> int:
-    return int(remote_sql(url, "SELECT count() FROM dead_letters FINAL")["rows"][0][0])
+def _dead_letter_count(store: Store) -> int:
+    return int(store.query("SELECT count() FROM dead_letters FINAL").rows[0][0])
 
 
-def _handled(url: str) -> int:
+def _handled(store: RemoteStore) -> int:
     """Messages the running ingest component has stored, as results or dead letters."""
-    ingest = remote_status(url).get("components", {}).get("ingest", {})
+    ingest = store.client.status().get("components", {}).get("ingest", {})
     return int(ingest.get("results", 0)) + int(ingest.get("dead_letters", 0))
 
 
-def _wait_until_stored(url: str, target: int, timeout: float = 600) -> None:
+def _wait_until_stored(store: RemoteStore, target: int, timeout: float = 600) -> None:
     """Wait until the ingest component has stored ``target`` messages in all (works on
     every bus: the memory bus's lag and Kafka's committed offsets both lead here)."""
     pause = threading.Event()
     deadline = time.monotonic() + timeout
-    while _handled(url) < target:
+    while _handled(store) < target:
         if time.monotonic() > deadline:
             err_console.print("[yellow]still being stored[/]: check `grenswacht status`")
             return
@@ -252,24 +248,27 @@ def _wait_until_stored(url: str, target: int, timeout: float = 600) -> None:
 
 
 def sql(
-    query: Annotated[str, typer.Argument(help="A read-only query (SELECT, WITH, SHOW, …).")],
+    query: Annotated[str, typer.Argument(help="One read-only query (SELECT, WITH, SHOW, "
+                                              "DESCRIBE, EXPLAIN, EXISTS).")],
+    param: ParamOption = None,
     storage: StorageOption = None,
     fmt: FormatOption = OutputFormat.table,
-    max_rows: Annotated[int, typer.Option(help="Most rows to print.")] = 10_000,
+    max_rows: Annotated[int, typer.Option(min=1, help="Most rows to print.")] = 10_000,
 ) -> None:
-    """Run a read-only SQL query on the store (through `grenswacht run` if it is up)."""
-    cfg = settings()
-    url = _endpoint_for(cfg, storage)
+    """Run one read-only SQL query on the store (through `grenswacht run` if it is up).
+    Values go in as bound parameters: grenswacht sql "SELECT … WHERE probe_id = {p:UInt32}"
+    --param p=6001."""
+    params = parse_params(param)
+    store = open_cli_store(storage)
     try:
-        if url is not None:
-            answer = remote_sql(url, query, max_rows)
-            columns, rows = answer["columns"], answer["rows"]
-        else:
-            result = _open_local(cfg, storage).query(query, read_only=True, max_rows=max_rows)
-            columns, rows = list(result.column_names), result.rows
+        result = store.query(query, params, read_only=True, max_rows=max_rows)
     except GrenswachtError as exc:
         fail(str(exc))
-    print_rows(console, columns, rows[:max_rows], fmt)
+    finally:
+        store.close()
+    print_rows(console, list(result.column_names), result.rows, fmt)
+    if result.truncated:
+        err_console.print(f"[yellow]only the first {max_rows:,} rows[/] (--max-rows)")
 
 
 def run(
@@ -291,12 +290,18 @@ def run(
     try:
         app.start()
     except (GrenswachtError, OSError) as exc:
+        app.stop()
         fail(f"cannot start: {exc}")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    console.print(f"grenswacht run: store {dsn_tag(cfg.storage_dsn)}, bus {cfg.bus}, "
-                  f"endpoint {app.url}, components {', '.join(app.components)}")
+    console.print(f"grenswacht run: store {redact(cfg.storage_dsn)}, bus {redact(cfg.bus)}, "
+                  f"endpoint {app.url}, components {', '.join(app.components)}",
+                  highlight=False)
+    if app.token is not None:
+        made = "generated now, " if app.token.created else ""
+        console.print(f"endpoint token: {made}in {app.token.source} (send it as "
+                      "`Authorization: Bearer <token>`; docs/security.md)", highlight=False)
     if preload:
         files = expand_paths(preload)
         for path in files:
@@ -345,10 +350,13 @@ def migrate(
 def status(fmt: FormatOption = OutputFormat.table) -> None:
     """Show the running embedded process: components, counters, lag."""
     cfg = settings()
-    url = running_endpoint(cfg.data_dir)
-    if url is None:
+    client = local_endpoint(cfg)
+    if client is None:
         fail(f"grenswacht run is not up for {cfg.data_dir}", code=1)
-    info = remote_status(url)
+    try:
+        info = client.status()
+    except GrenswachtError as exc:
+        fail(str(exc))
     if fmt is OutputFormat.table:
         console.print_json(data=info)
     else:

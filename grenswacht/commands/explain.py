@@ -12,24 +12,27 @@ import typer
 
 from consumers.enrich import HopRecord, Vantage, open_enricher
 from consumers.enrich.hops import HopVerdict
-from consumers.storage import open_storage
 from consumers.verdicts import DESCRIPTIONS, FORWARD_ONLY_NOTE
-from grenswacht.client import remote_sql, running_endpoint
-from grenswacht.commands.common import FormatOption, StorageOption, console, fail, settings
+from grenswacht.commands.common import (
+    FormatOption,
+    StorageOption,
+    console,
+    fail,
+    open_cli_store,
+    settings,
+)
 from grenswacht.render import OutputFormat, print_rows
 from schemas.errors import GrenswachtError
 
 
-def _query(sql: str, storage: str | None,
+def _query(sql: str, storage: str | None, params: dict[str, Any] | None = None,
            max_rows: int = 10_000) -> tuple[list[str], list[list[Any]]]:
-    cfg = settings()
-    url = None if storage else running_endpoint(cfg.data_dir)
-    if url is not None:
-        answer = remote_sql(url, sql, max_rows)
-        return list(answer["columns"]), [list(r) for r in answer["rows"]][:max_rows]
-    result = open_storage(storage or cfg.storage_dsn).query(sql, read_only=True,
-                                                            max_rows=max_rows)
-    return list(result.column_names), [list(r) for r in result.rows][:max_rows]
+    store = open_cli_store(storage)
+    try:
+        result = store.query(sql, params, max_rows=max_rows)
+    finally:
+        store.close()
+    return list(result.column_names), [list(r) for r in result.rows]
 
 
 def _is_address(text: str) -> bool:
@@ -40,15 +43,11 @@ def _is_address(text: str) -> bool:
     return True
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 _HOST_SQL = (
     "SELECT DISTINCT record_data FROM dns_answers WHERE record_type IN ('A','AAAA') AND "
-    "lower(trimRight(query_name, '.')) = NAME UNION DISTINCT "
+    "lower(trimRight(query_name, '.')) = {name:String} UNION DISTINCT "
     "SELECT DISTINCT destination_address FROM traceroute_hops WHERE "
-    "lower(trimRight(destination_name, '.')) = NAME AND destination_address != ''"
+    "lower(trimRight(destination_name, '.')) = {name:String} AND destination_address != ''"
 )
 _PATHS_SQL = (
     "SELECT timestamp, vantage_key, home_set, destination_name, destination_address, "
@@ -59,9 +58,7 @@ _PATHS_SQL = (
 
 
 def _addresses_of(hostname: str, storage: str | None) -> list[str]:
-    # the endpoint takes no query parameters: the name is quoted and escaped by _quote
-    sql = _HOST_SQL.replace("NAME", _quote(hostname.lower().rstrip(".")))
-    _, rows = _query(sql, storage)
+    _, rows = _query(_HOST_SQL, storage, {"name": hostname.lower().rstrip(".")})
     return sorted(str(r[0]) for r in rows)
 
 
@@ -153,10 +150,11 @@ def verdicts(
     one row per application)."""
     where = [] if every_vantage_point else ["home_set != ''"]
     if application:
-        where.append(f"has(applications, {_quote(application)})")
+        where.append("has(applications, {application:String})")
     sql = _PATHS_SQL.replace("WHERE_CLAUSE", f"WHERE {' AND '.join(where)}" if where else "")
     try:
-        columns, rows = _query(sql, storage, max(limit, 1))
+        columns, rows = _query(sql, storage, {"application": application or ""},
+                               max_rows=max(limit, 1))
     except GrenswachtError as exc:
         fail(str(exc))
     print_rows(console, columns, rows, fmt)

@@ -15,10 +15,15 @@ from consumers.graph import read_findings, read_window
 from consumers.graph.draw import write_graphml, write_png, write_svg
 from consumers.graph.load_balancer import detect as detect_balancers
 from consumers.graph.picture_text import LANGUAGES
-from consumers.storage import open_storage
 from consumers.verdicts import FORWARD_ONLY_NOTE
-from grenswacht.client import remote_sql, running_endpoint
-from grenswacht.commands.common import FormatOption, StorageOption, console, fail, settings
+from grenswacht.commands.common import (
+    FormatOption,
+    StorageOption,
+    console,
+    fail,
+    open_cli_store,
+    settings,
+)
 from grenswacht.render import OutputFormat, print_rows
 from schemas.errors import GrenswachtError
 from schemas.findings import FINDING_KINDS, Finding
@@ -26,28 +31,12 @@ from schemas.findings import FINDING_KINDS, Finding
 COLUMNS = ("kind", "confidence", "destination_address", "subject", "window_end", "summary")
 
 
-_REMOTE_SQL = (
-    "SELECT finding_id, kind, destination_address, subject, destination_name, applications, "
-    "vantage_keys, window_start, window_end, confidence, summary, evidence FROM findings "
-    "FINAL WHERE_KINDS ORDER BY window_end DESC LIMIT 1000"
-)
-
-
 def _stored(kinds: list[str], storage: str | None) -> list[Finding]:
-    cfg = settings()
-    url = None if storage else running_endpoint(cfg.data_dir)
-    if url is None:
-        return read_findings(open_storage(storage or cfg.storage_dsn), kinds)
-    # the endpoint takes no parameters: kinds are checked against FINDING_KINDS first
-    where = f"WHERE kind IN ({', '.join(repr(k) for k in kinds)})" if kinds else ""
-    sql = _REMOTE_SQL.replace("WHERE_KINDS", where)
-    answer = remote_sql(url, sql)
-    out = []
-    for row in answer["rows"]:
-        record = dict(zip(answer["columns"], row, strict=True))
-        record["evidence"] = json.loads(record["evidence"] or "{}")
-        out.append(Finding.model_validate(record))
-    return out
+    store = open_cli_store(storage)
+    try:
+        return read_findings(store, kinds)
+    finally:
+        store.close()
 
 
 def findings(
@@ -104,14 +93,16 @@ def graph(
     cfg = settings()
     end = dt.datetime.now(dt.UTC)
     start = end - dt.timedelta(days=days) if days else dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    store = open_cli_store(storage)
     try:
-        store = open_storage(storage or cfg.storage_dsn)
         enricher, registry = open_enricher(cfg.jurisdiction)
         names = _hostnames(store, target)
         window = read_window(store, start, end, destinations=names,
                              enricher=enricher, registry=registry)
     except GrenswachtError as exc:
         fail(str(exc))
+    finally:
+        store.close()
     if not window.traces and not window.mdas:
         fail(f"no traceroute or MDA result towards {target} in the window")
     from consumers.graph.build import build_graph

@@ -192,6 +192,15 @@ def test_secrets_are_referenced_never_inlined(production_manifests: list[dict[st
             assert "atlas-key" not in pod_volumes, name
         if name.startswith("probe"):  # a vantage point needs Kafka only
             assert "GRENSWACHT_STORAGE" not in env and "GW_CLICKHOUSE_PASSWORD" not in env
+            assert "GRENSWACHT_SERVER__TOKEN_FILE" not in env and "server-token" not in (
+                pod_volumes)
+        elif name != "migrate":  # the endpoint token: a mounted Secret, never inline
+            assert env["GRENSWACHT_SERVER__TOKEN_FILE"]["value"] == "/etc/grenswacht/server/token"
+            assert "GRENSWACHT_SERVER__TOKEN" not in env
+            token_volume = next(v for v in workload["spec"]["template"]["spec"]["volumes"]
+                                if v["name"] == "server-token")
+            assert token_volume["secret"]["secretName"] == "grenswacht-server"
+            assert token_volume["secret"]["items"] == [{"key": "token", "path": "token"}]
 
 
 def test_whole_dsn_from_a_secret(render: Render) -> None:

@@ -7,13 +7,14 @@ import re
 
 import pytest
 
-from consumers.ddl_cluster import (
+from consumers.storage import Storage
+from schemas.clickhouse import migration_files, split_statements
+from schemas.clickhouse.cluster import (
     LOCAL_SUFFIX,
     ClusterTarget,
     cluster_migration,
     cluster_statements,
 )
-from consumers.storage import Storage, migration_files, split_statements
 from schemas.errors import ConfigError
 
 TARGET = ClusterTarget("grenswacht", database="grenswacht")

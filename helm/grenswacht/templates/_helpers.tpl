@@ -121,6 +121,10 @@ GRENSWACHT_, nested keys joined with "__". Secrets are referenced, never inlined
 - name: GRENSWACHT_ATLAS__API_KEY_FILE
   value: /etc/grenswacht/atlas/api-key
 {{- end }}
+{{- if and $v.server.tokenSecret (not $isProbe) }}
+- name: GRENSWACHT_SERVER__TOKEN_FILE
+  value: /etc/grenswacht/server/token
+{{- end }}
 - name: GRENSWACHT_METRICS__HOST
   value: "0.0.0.0"
 - name: GRENSWACHT_METRICS__PORT
@@ -185,6 +189,15 @@ GRENSWACHT_, nested keys joined with "__". Secrets are referenced, never inlined
       - key: {{ .Values.atlas.apiKeyKey }}
         path: api-key
 {{- end }}
+{{- if and .Values.server.tokenSecret (not (hasPrefix "probe" $component)) }}
+- name: server-token
+  secret:
+    secretName: {{ .Values.server.tokenSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.server.tokenKey }}
+        path: token
+{{- end }}
 {{- if and .Values.kafka.tls.enabled .Values.kafka.tls.caSecret }}
 - name: kafka-ca
   secret:
@@ -216,6 +229,11 @@ GRENSWACHT_, nested keys joined with "__". Secrets are referenced, never inlined
 {{- if and .Values.atlas.existingSecret (eq $component "scheduler") }}
 - name: atlas-key
   mountPath: /etc/grenswacht/atlas
+  readOnly: true
+{{- end }}
+{{- if and .Values.server.tokenSecret (not (hasPrefix "probe" $component)) }}
+- name: server-token
+  mountPath: /etc/grenswacht/server
   readOnly: true
 {{- end }}
 {{- if and .Values.kafka.tls.enabled .Values.kafka.tls.caSecret }}

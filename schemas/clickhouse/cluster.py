@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from schemas.clickhouse import split_statements
 from schemas.errors import ConfigError
 
 LOCAL_SUFFIX = "_local"
@@ -92,8 +93,6 @@ def cluster_statements(statements: Iterable[str], target: ClusterTarget) -> list
 
 def cluster_migration(sql: str, target: ClusterTarget) -> list[str]:
     """Cluster DDL for one schema file's text (split like ``Storage.migrate`` splits it)."""
-    from consumers.storage import split_statements
-
     return cluster_statements(split_statements(sql), target)
 
 
