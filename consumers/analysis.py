@@ -27,7 +27,15 @@ from typing import Any
 import orjson
 
 from consumers.metrics import FINDINGS
-from consumers.pipeline import PIPELINE_VERSION, AnalysisContext, WindowSummary, analyse_window
+from consumers.pipeline import (
+    PIPELINE_VERSION,
+    AnalysisContext,
+    WindowInput,
+    WindowSummary,
+    analyse_window,
+    read_input,
+    split_input,
+)
 from schemas import topics
 from schemas.bus import Bus, Message, TopicPartition
 from schemas.errors import GrenswachtError
@@ -138,10 +146,14 @@ def analyse_windows(storage: Any, bus: Bus | None, context: AnalysisContext,
     """Analyse each window once, in time order; a failing one is recorded and skipped."""
     stats = stats or AnalysisStats()
     ordered = sorted(set(windows))
+    prefetched: dict[int, WindowInput] = {}
     for index, window in enumerate(ordered, start=1):
         summary = None
         try:
-            summary = analyse_window(storage, bus, *window_bounds(window, window_s), context)
+            if window not in prefetched:  # one read for the windows of the next span
+                prefetched = _prefetch(storage, context, ordered, window, window_s)
+            summary = analyse_window(storage, bus, *window_bounds(window, window_s), context,
+                                     data=prefetched.get(window))
         except GrenswachtError as exc:
             stats.failures += 1
             stats.last_error = str(exc)
@@ -155,6 +167,23 @@ def analyse_windows(storage: Any, bus: Bus | None, context: AnalysisContext,
         if progress is not None:
             progress(index, len(ordered), summary)
     return stats
+
+
+PREFETCH_S = 24 * 3600  # rows of up to a day of windows are read at once
+
+
+def _prefetch(storage: Any, context: AnalysisContext, ordered: Sequence[int], first: int,
+              window_s: int) -> dict[int, WindowInput]:
+    last = max(w for w in ordered if first <= w < first + PREFETCH_S)
+    start, _ = window_bounds(first, window_s)
+    _, end = window_bounds(last, window_s)
+    data = read_input(storage, start, end, context)
+    found = split_input(data, window_s, context.verdicts.period_s)
+    for window in ordered:  # a window without rows still gets an (empty) input
+        if first <= window <= last and window not in found:
+            begin, finish = window_bounds(window, window_s)
+            found[window] = WindowInput(begin, finish, [])
+    return found
 
 
 @dataclass

@@ -59,6 +59,7 @@ from consumers.verdict_tables import (
 from schemas import topics
 from schemas.bus import Bus
 from schemas.findings import Finding
+from schemas.normalize import epoch_seconds
 
 PIPELINE_VERSION = 2
 """Written into every path verdict; windows with older rows are analysed again."""
@@ -74,6 +75,7 @@ class AnalysisContext:
     applications: Mapping[str, Sequence[str]] = field(default_factory=dict)
     verdicts: VerdictSettings = field(default_factory=VerdictSettings)
     suffixes: SuffixTable = field(default_factory=default_suffixes)
+    written_vantages: dict[str, Vantage] = field(default_factory=dict)  # no rewrite per window
 
     def dataset_versions(self) -> dict[str, str]:
         return {**self.enricher.dataset_versions(), self.suffixes.dataset: self.suffixes.version}
@@ -146,6 +148,30 @@ def read_input(storage: Any, start: dt.datetime, end: dt.datetime,
     return WindowInput(start, end, hop_rows, mda_rows, dns_rows, found)
 
 
+def split_input(data: WindowInput, window_s: int, period_s: float) -> dict[int, WindowInput]:
+    """The rows of a span (:func:`read_input` over several windows) per window start, each
+    with the DNS resolutions of its own period: one read for many windows, the same input."""
+    def by_window(rows: Sequence[Mapping[str, Any]]) -> dict[int, list[Mapping[str, Any]]]:
+        out: dict[int, list[Mapping[str, Any]]] = {}
+        for row in rows:
+            stamp = epoch_seconds(row["timestamp"])
+            out.setdefault(stamp - stamp % window_s, []).append(row)
+        return out
+
+    hops, mdas, dns = by_window(data.hop_rows), by_window(data.mda_rows), by_window(data.dns_rows)
+    out = {}
+    for window in sorted(set(hops) | set(mdas) | set(dns)):
+        start = dt.datetime.fromtimestamp(window, dt.UTC)
+        if not data.start <= start < data.end:
+            continue
+        found = [r for r in data.resolutions if window - period_s <= r.timestamp < window
+                 + window_s]
+        out[window] = WindowInput(start, start + dt.timedelta(seconds=window_s),
+                                  hops.get(window, []), mdas.get(window, []),
+                                  dns.get(window, []), found)
+    return out
+
+
 def application_stage(storage: Any, analysis: WindowAnalysis,
                       context: AnalysisContext) -> list[ApplicationVerdict]:
     """Step 7: a verdict for every application this window measured from home."""
@@ -208,20 +234,22 @@ WINDOW_STEPS: dict[str, WindowStep] = {}
 
 
 def analyse_window(storage: Any, bus: Bus | None, start: dt.datetime, end: dt.datetime,
-                   context: AnalysisContext, *,
-                   computed_at: dt.datetime | None = None) -> WindowSummary:
-    """Analyse [start, end): read once, compute once, write each table once, publish."""
+                   context: AnalysisContext, *, computed_at: dt.datetime | None = None,
+                   data: WindowInput | None = None) -> WindowSummary:
+    """Analyse [start, end): read once (or take ``data``, read with other windows:
+    :func:`split_input`), compute once, write each table once, publish."""
     computed = computed_at or dt.datetime.now(dt.UTC)
-    analysis = analyse_rows(read_input(storage, start, end, context), context)
+    analysis = analyse_rows(data or read_input(storage, start, end, context), context)
     results = analysis.results
     summary = WindowSummary(paths=len(results),
                             home_paths=sum(1 for r in results if r.home_set))
     if not results and not analysis.findings:
         return summary
-    if analysis.vantages:
+    changed = [v for k, v in analysis.vantages.items() if context.written_vantages.get(k) != v]
+    if changed:
         fetched = getattr(context.registry, "fetched_at", {})
-        storage.insert("vantage_points", vantage_columns(analysis.vantages.values(), computed,
-                                                         fetched))
+        storage.insert("vantage_points", vantage_columns(changed, computed, fetched))
+        context.written_vantages.update((v.key, v) for v in changed)
     summary.hop_verdicts = storage.insert("hop_verdicts", hop_columns(results, computed))
     storage.insert("path_verdicts", path_columns(results, computed, PIPELINE_VERSION))
     store_findings(storage, analysis.findings, computed)
