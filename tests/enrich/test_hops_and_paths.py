@@ -95,3 +95,31 @@ def test_vantage_from_self_hosted_configuration_wins() -> None:
     vantage = registry.resolve(10_000_001, "ams-1", "198.51.100.1")
     assert isinstance(vantage, Vantage) and vantage.uncertainty_km == 1.0
     assert registry.resolve(10_000_002, "unknown-vp") is None
+
+
+def test_an_anycast_destination_is_placed_by_each_vantage_points_own_rtt(
+    enricher_and_registry: tuple[Enricher, VantageRegistry],
+) -> None:
+    """What if 91.198.174.225 were anycast: no vantage point's proof stands in for another's
+    (they reach different sites); each path places it by its own disc, and carries the flag."""
+    enricher, registry = enricher_and_registry
+    paths = paths_from_rows(_rows(WIKIPEDIA))
+    unicast = verdicts_for_paths(paths, enricher, registry)
+    anycast = verdicts_for_paths(paths, enricher, registry, frozenset({"91.198.174.225"}))
+    dutch = {r.path.probe_id: r for r in unicast if r.vantage and r.vantage.country == "NL"}
+    placed = {r.path.probe_id: r for r in anycast if r.vantage and r.vantage.country == "NL"}
+    assert all(r.verdict.anycast for r in anycast) and not any(r.verdict.anycast
+                                                                 for r in unicast)
+    # as unicast, probe 3161's 2.4 ms reply places it for every Dutch probe
+    assert {r.verdict.destination.physical.country for r in dutch.values()} == {"NL"}
+    for probe, result in placed.items():
+        destination = result.verdict.destination
+        own = destination.physical.bound
+        if own is None:  # the destination did not answer this probe: nothing places it
+            assert not destination.physical.country
+            continue
+        assert destination.record.vantage == result.vantage
+        reach = own.bound_km + result.vantage.uncertainty_km
+        assert (destination.physical.country == "NL") == (reach <= 300), probe
+        assert "anycast" in destination.physical.note
+    assert sum(1 for r in placed.values() if not r.verdict.destination.physical.country) >= 9
