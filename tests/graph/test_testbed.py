@@ -144,3 +144,27 @@ def test_one_starved_run_misses_what_the_union_of_runs_finds(chain_4_2: Topology
     assert any(found < branches for found in found_by_run)
     assert set().union(*found_by_run) == branches
     assert len({r["flow_seed"] for r in results}) == UNION_RUNS
+
+
+def test_an_mda_result_is_one_path_over_every_branch_in_the_analysis(
+        request: pytest.FixtureRequest) -> None:
+    """The analysis pipeline turns an MDA result into one path verdict (kind ``mda``) that
+    holds every branch router, from a self-hosted (home) vantage point, and publishes it."""
+    from consumers.enrich import JurisdictionSettings, open_enricher
+    from consumers.pipeline import AnalysisContext, WindowInput, analyse_rows
+    from consumers.verdict_tables import path_message
+
+    topology: Topology = request.getfixturevalue("diamond2")
+    batch = normalized(measure(topology, 4, "mda"))
+    enricher, registry = open_enricher(JurisdictionSettings())
+    data = WindowInput(*EVERYTHING, batch.as_dicts("traceroute_hops"),
+                       batch.as_dicts("mda_links"))
+    analysis = analyse_rows(data, AnalysisContext(enricher, registry))
+    (mda,) = [r for r in analysis.results if r.path.kind == "mda"]
+    branch = {topology.router_address(n, 4) for n in ("a1", "a2")}
+    assert branch <= {h.record.address for h in mda.hops}
+    assert mda.home_set == "self" and mda.vantage is None
+    message = path_message(mda)
+    assert (message.kind, message.home_set, message.vantage_key) == (
+        "mda", "self", "vp:test-vp-utrecht")
+    assert [f.kind for f in analysis.findings] == ["load_balancer"]
