@@ -181,8 +181,8 @@ def print_rows(
     if widths is not None:
         console.print(_table(columns, cells, widths, title))
         if left_out:
-            say(console, f"left out at {console.width} columns: {', '.join(left_out)} (a "
-                "wider terminal, -f csv or -f json show every column)", style="dim")
+            say(console, f"not shown at this width: {', '.join(left_out)} (-f csv and -f "
+                "json have every column)", style="dim")
     elif not cells:
         say(console, f"{title + ': ' if title else ''}no rows (columns {', '.join(columns)})")
     else:

@@ -15,13 +15,17 @@ cousteau/requests in ``scheduler/atlas.py``, Graphviz's ``dot`` in
     │   ├── BusClosed                used after close()
     │   └── BusBackpressure          try again after ``retry_after`` seconds
     ├── StorageError                 ClickHouse failed
-    │   ├── StorageUnavailable       cannot reach or open the store; retry later
+    │   ├── StorageUnavailable       cannot reach, open or write the store now (down, disk
+    │   │                            full, out of memory, too many parts); retry later
     │   └── QueryError               the query itself is wrong or not allowed
+    │       └── RowsRejected         ClickHouse cannot take these rows (a value does not fit
+    │                                its column): permanent for them, never retried
     ├── AtlasAPIError                the RIPE Atlas API said no
     │   ├── AtlasAuthError           key missing, invalid or without a permission
     │   └── AtlasRateLimited         HTTP 429 / 5xx, with ``retry_after``
     ├── ProbeError                   a self-hosted measurement could not run
-    │   └── TargetNotAllowed         the target is outside the allow-list
+    │   ├── TargetNotAllowed         the target is outside the allow-list
+    │   └── InvalidTaskOptions       a probe task's options are unknown or nonsense
     └── RenderError                  a path picture cannot be drawn (Graphviz missing,
                                      failed or timed out; the graph too large)
 """
@@ -94,6 +98,11 @@ class QueryError(StorageError):
     """The query is invalid or not allowed (for example a write on a read-only path)."""
 
 
+class RowsRejected(QueryError):
+    """The rows of an insert cannot be stored as they are (a value does not fit its column,
+    a type mismatch): retrying cannot help; the sink isolates and dead-letters them."""
+
+
 class AtlasAPIError(GrenswachtError):
     """The RIPE Atlas API refused or failed a request."""
 
@@ -116,6 +125,10 @@ class ProbeError(GrenswachtError):
 
 class TargetNotAllowed(ProbeError):
     """The destination is outside the agent's allow-list (or inside its deny-list)."""
+
+
+class InvalidTaskOptions(ProbeError):
+    """A probe task names an unknown option or gives one a value that makes no sense."""
 
 
 class RenderError(GrenswachtError):
