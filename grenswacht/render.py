@@ -30,7 +30,8 @@ from rich.table import Table
 from rich.text import Text
 
 MIN_COLUMN = 12
-"""No column of a table is narrower than this (unless all it holds is shorter)."""
+"""No column of a table is narrower than this (unless all it holds is shorter); a column of
+prose (text of 40 characters and more) keeps :data:`MAX_UNBROKEN`."""
 MAX_UNBROKEN = 20
 """A word up to this long keeps its column wide enough to stay on one line."""
 
@@ -116,6 +117,8 @@ def print_json(console: Console, document: Any) -> None:
 
 def _min_width(texts: Sequence[str]) -> int:
     natural = _natural_width(texts)
+    if natural >= 2 * MAX_UNBROKEN:  # prose (a summary, a why): keep room to read it
+        return MAX_UNBROKEN
     longest_word = max((cell_len(word) for t in texts for word in t.split()), default=0)
     return min(natural, max(MIN_COLUMN, min(longest_word, MAX_UNBROKEN)))
 
@@ -127,8 +130,9 @@ def _natural_width(texts: Sequence[str]) -> int:
 def column_widths(width: int, columns: Sequence[str],
                   rows: Sequence[Sequence[str]]) -> list[int] | None:
     """The text width of every column of a table ``width`` characters wide, or ``None``
-    when not every column can get its minimum: columns shrink widest first (down to a
-    common cap), never below their minimum."""
+    when not every column can get its minimum. Short columns keep their natural width
+    while the prose columns (summaries, reasons) can share the rest; otherwise columns
+    shrink widest first (down to a common cap), never below their minimum."""
     texts = [[c, *(r[i] for r in rows)] for i, c in enumerate(columns)]
     natural = [_natural_width(t) for t in texts]
     minimum = [_min_width(t) for t in texts]
@@ -137,7 +141,19 @@ def column_widths(width: int, columns: Sequence[str],
         return None
     if sum(natural) <= room:
         return natural
-    low, high = 0, max(natural)  # the largest cap that fits
+    prose = [n >= 2 * MAX_UNBROKEN for n in natural]
+    rest = room - sum(n for n, p in zip(natural, prose, strict=True) if not p)
+    if any(prose) and rest >= sum(m for m, p in zip(minimum, prose, strict=True) if p):
+        filled = iter(_fill([n for n, p in zip(natural, prose, strict=True) if p],
+                            [m for m, p in zip(minimum, prose, strict=True) if p], rest))
+        return [next(filled) if p else n for n, p in zip(natural, prose, strict=True)]
+    return _fill(natural, minimum, room)
+
+
+def _fill(natural: Sequence[int], minimum: Sequence[int], room: int) -> list[int]:
+    """Widths within ``room``: each column its natural width up to a common cap (the largest
+    that fits), never below its minimum."""
+    low, high = 0, max(natural)
     while low < high:
         cap = (low + high + 1) // 2
         if sum(max(m, min(n, cap)) for n, m in zip(natural, minimum, strict=True)) <= room:

@@ -136,7 +136,21 @@ def test_explain_a_hostname_uses_its_dns_answers_only(env: dict[str, str],
     assert {a["address"] for a in document["addresses"]} == answers
     # only a CNAME in the answer: no address
     result = _cli(env, "explain", "www.yahoo.com", code=2)
-    assert "no A/AAAA answer" in result.output
+    assert "no A/AAAA answer" in result.output and "fd-fp3.wg1.b.yahoo.com" in result.output
+    # a CNAME chain through a CDN: the addresses at its end, the provider it names
+    _cli(env, "ingest", str(ATLAS.parent / "verdicts" / "bigquery_abuf_cname_chains.jsonl"),
+         "-f", "json")
+    document = json.loads(_cli(env, "explain", "www.apple.com", "-f", "json").stdout)
+    [chain] = document["cname_chains"]
+    assert chain["chain"][:2] == ["www.apple.com", "www.apple.com.edgekey.net"]
+    assert chain["operator"]["operator"] == "Akamai" and chain["operator"]["cloud_act"]
+    end = {str(r[0]) for r in storage.query(
+        "SELECT record_data FROM dns_answers WHERE section = 'answer' AND record_type IN "
+        "('A', 'AAAA') AND trimRight(record_name, '.') = {n:String}",
+        {"n": chain["chain"][-1]}).rows}
+    assert end and {a["address"] for a in document["addresses"]} == end
+    assert "CNAME chain www.apple.com -> www.apple.com.edgekey.net" in _cli(
+        env, "explain", "www.apple.com").stdout
 
 
 @pytest.mark.parametrize(("target", "message"), [
@@ -322,3 +336,24 @@ def test_probe_trace_in_every_format(narrow: None) -> None:
     assert len(rows) == sum(len(hop["result"]) for hop in result["result"])
     table = _cli({}, *args).stdout
     assert "traceroute to 127.0.0.1" in table and "127.0.0.1" in table
+
+
+def test_apps_at_80_columns_and_literally(env: dict[str, str], tmp_path: Path) -> None:
+    """The example inventory (the one `make run` uses) over the ingested Wikipedia results;
+    an application named with markup and emoji codes is printed as it is."""
+    inventory = tmp_path / "apps.toml"
+    inventory.write_text((EXAMPLES / "apps.toml").read_text(encoding="utf-8") + (
+        '\n[[application]]\nname = "[/x] :x: [bold]markup[/bold]"\n'
+        'hostnames = ["wikipedia-lb.esams.wikimedia.org"]\nmeasure = false\n'),
+        encoding="utf-8")
+    env = {**env, "GRENSWACHT_ATLAS__INVENTORY": str(inventory)}
+    _cli(env, "ingest", str(WIKIPEDIA), "-f", "json")  # analysed with the inventory's apps
+    table = _cli(env, "apps").stdout
+    assert "[/x]" in table and ":x:" in table and "[bold]" in table and "❌" not in table
+    lines = _table_lines(table)
+    assert lines and all(len(line) <= 80 for line in lines)
+    assert "Wikipedia (esams," in table and "us_operated_in_eu" in table
+    assert "not shown at this width:" in table  # the columns left out are named
+    rows = json.loads(_cli(env, "apps", "-f", "json").stdout)
+    names = {r["application"] for r in rows}
+    assert "[/x] :x: [bold]markup[/bold]" in names and "Wikipedia (esams, Amsterdam)" in names

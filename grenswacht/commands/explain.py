@@ -4,6 +4,7 @@ bundled data; never resolves names itself (no traffic leaves the machine)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -19,8 +20,10 @@ from consumers.enrich.bounds import (
     locate_address,
     read_observations,
 )
+from consumers.enrich.cname import default_suffixes, named_operator, resolutions
 from consumers.graph import anycast_addresses, read_findings
 from consumers.vantage_points import refresh_registry
+from consumers.verdict_tables import DNS_SQL
 from consumers.verdicts import DESCRIPTIONS, FORWARD_ONLY_NOTE
 from grenswacht.commands.common import (
     FormatOption,
@@ -47,13 +50,11 @@ def _query(sql: str, storage: str | None, params: dict[str, Any] | None = None,
     return list(result.column_names), [list(r) for r in result.rows]
 
 
-_HOST_SQL = (
-    "SELECT DISTINCT record_data FROM dns_answers WHERE section = 'answer' AND "
-    "record_type IN ('A','AAAA') AND "
-    "lower(trimRight(query_name, '.')) = {name:String} UNION DISTINCT "
+_TARGETS_SQL = (
     "SELECT DISTINCT destination_address FROM traceroute_hops WHERE "
     "lower(trimRight(destination_name, '.')) = {name:String} AND destination_address != ''"
 )
+_EVER = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
 _PATHS_SQL = (
     "SELECT timestamp, vantage_key, home_set, destination_name, destination_address, "
     "if(verdict = 'anycast', 'unknown', verdict) AS verdict, confidence, "
@@ -62,9 +63,18 @@ _PATHS_SQL = (
 )
 
 
-def _addresses_of(store: Store, hostname: str) -> list[str]:
-    rows = store.query(_HOST_SQL, {"name": hostname.lower().rstrip(".")}).rows
-    return sorted(str(r[0]) for r in rows)
+def _addresses_of(store: Store, hostname: str) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The addresses the store holds for ``hostname`` — the A/AAAA at the end of the CNAME
+    chain of every vantage point's DNS answers (``consumers.enrich.cname``, as the analysis
+    maps applications), and the targets of traceroutes aimed at the name — and the CNAME
+    chains seen."""
+    rows = store.query(DNS_SQL, {"start": _EVER[0], "end": _EVER[1],
+                                 "hostnames": [hostname]}).as_dicts()
+    found = resolutions(rows, [hostname])
+    addresses = {a for r in found for a in r.addresses}
+    addresses |= {str(r[0]) for r in store.query(_TARGETS_SQL, {"name": hostname}).rows}
+    chains = sorted({r.chain for r in found if len(r.chain) > 1})
+    return sorted(addresses), chains
 
 
 def _target(text: str) -> tuple[str, bool]:
@@ -248,24 +258,34 @@ def explain(
         enricher, registry = open_enricher(cfg.jurisdiction)
         refresh_registry(registry, store)
         given = _position(rtt, probe, vantage, at, registry)
-        addresses = [name] if is_address else _addresses_of(store, name)
+        addresses, chains = ([name], []) if is_address else _addresses_of(store, name)
         if not addresses:
-            fail(f"no address known for {name!r}: the store holds no A/AAAA answer for it and "
-                 "no traceroute towards it; ingest such results first (grenswacht does not "
-                 "resolve names itself)")
+            seen = "; ".join(" -> ".join(c) for c in chains)
+            fail(f"no address known for {name!r}: the store holds no A/AAAA answer for it "
+                 + (f"(only the CNAME chain {seen}) " if seen else "")
+                 + "and no traceroute towards it; ingest such results first (grenswacht "
+                 "does not resolve names itself)")
         explained = [_explain_address(store, enricher, registry, a, given) for a in addresses]
     except GrenswachtError as exc:
         fail(str(exc))
     finally:
         store.close()
+    named = [(chain, named_operator(chain, default_suffixes(), enricher.operators))
+             for chain in chains]
     if fmt is OutputFormat.json:
         print_json(console, {"target": name, "addresses": [e.as_dict() for e in explained],
+                             "cname_chains": [{"chain": list(chain),
+                                               "operator": legal.as_dict() if legal else None}
+                                              for chain, legal in named],
                              "dataset_versions": enricher.dataset_versions(),
                              "note": FORWARD_ONLY_NOTE})
         return
     if fmt is OutputFormat.csv:
         print_rows(console, _CSV_COLUMNS, [_csv_row(e) for e in explained], fmt)
         return
+    for chain, legal in named:
+        say(console, "CNAME chain " + " -> ".join(chain)
+            + (f": {legal.basis}" if legal else ""))
     for item in explained:
         _say_address(item, top)
     say(console, "Datasets: " + "; ".join(f"{k} {v}" for k, v in
