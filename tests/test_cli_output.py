@@ -113,6 +113,11 @@ def test_explain_in_words_and_as_csv(env: dict[str, str]) -> None:
     rows = list(csv.DictReader(io.StringIO(_cli(env, "explain", ESAMS, "-f", "csv").stdout)))
     assert len(rows) == 1 and rows[0]["address"] == ESAMS
     assert rows[0]["us_possible"] == "False" and rows[0]["tightest_vantage"].startswith("atlas:")
+    # 192.168.1.1 answered 9 probes: 9 different home routers, so nothing bounds it
+    [private] = json.loads(_cli(env, "explain", "192.168.1.1", "-f", "json").stdout)[
+        "addresses"]
+    assert private["bounds"] == [] and private["physical"]["country"] == ""
+    assert "private" in private["physical"]["note"]
     # a hostname: the addresses the store holds for it (traceroute targets here)
     by_name = json.loads(_cli(env, "explain", "Wikipedia-LB.esams.wikimedia.org.", "-f",
                               "json").stdout)
@@ -223,6 +228,8 @@ def test_bounds_selection_is_per_vantage_point_and_tightest_first() -> None:
     assert location.tightest is not None and location.proof is not None
     assert location.verdict.record.vantage == amsterdam and location.verdict.record.rtt_ms == 2.4
     assert location.verdict.physical.us_possible is False
+    private = locate_address(enricher, "192.168.1.1", [Observation(amsterdam, 0.5)])
+    assert private.proof is None and private.verdict.physical.country == ""
     nothing = locate_address(enricher, ESAMS, [])
     assert nothing.tightest is None and nothing.verdict.physical.bound is None
     several = locate_address(enricher, ESAMS, seen, anycast=True)

@@ -153,9 +153,12 @@ GROUP BY probe_id, vantage_point
 def read_observations(store: Store, address: str, registry: VantageRegistry,
                       ) -> tuple[list[Observation], list[str]]:
     """The smallest RTT per vantage point and kind for ``address`` from the store, and the
-    vantage keys of those whose position is unknown (they cannot bound it)."""
+    vantage keys of those whose position is unknown (they cannot bound it). A private or
+    other non-global address is another device in every network: nothing bounds it."""
     observations: list[Observation] = []
     unlocated: set[str] = set()
+    if not is_public(address):
+        return observations, []
     for row in store.query(_OBSERVATIONS_SQL, {"address": address}).as_dicts():
         probe_id, vantage_point = int(row["probe_id"]), str(row["vantage_point"] or "")
         public = str(row["public_address"] or "")
