@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "grenswacht.commands.consume",
     "grenswacht.commands.graph",
     "grenswacht.commands.alerts",
+    "grenswacht.commands.report",
 )
 
 app = typer.Typer(

@@ -1,0 +1,382 @@
+"""What the pages and the council report read: the one data-access module of the UI.
+
+Every page and the report call these functions; none queries a table itself, and none
+derives a verdict: the application's current state is what the analysis stored
+(:func:`current_applications`; its semantics: docs/verdicts.md). The other functions read
+the evidence behind it (paths, DNS answers, hops, findings, alerts, vantage points, raw
+results) as stored. Each takes a :class:`~schemas.store.Store` (the engine, or a running
+``grenswacht run`` through ``grenswacht.store.RemoteStore``) and blocks: call it from a
+worker thread in async code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from consumers.alerts.store import AlertStore
+from consumers.graph.findings import read_findings
+from consumers.verdicts import SEVERITY, VERDICT_CLASSES
+from schemas.findings import Finding
+from schemas.store import Store
+
+NOT_MEASURED = "not_measured"
+CLASSES = tuple(c for c in VERDICT_CLASSES if c != "anycast")
+"""The research's six classes, most serious first (anycast is an attribute, not a class)."""
+
+_INVENTORY_SQL = ("SELECT application, municipalities, hostnames, criticality "
+                  "FROM applications FINAL")
+_CURRENT_SQL = """
+SELECT application, argMax(verdict, window_end) AS verdict,
+       argMax(class_counts, window_end) AS class_counts,
+       argMax(path_count, window_end) AS path_count,
+       argMax(window_start, window_end) AS period_start, max(window_end) AS period_end,
+       argMax(reasons, window_end) AS reasons, argMax(hostnames, window_end) AS hostnames,
+       argMax(addresses, window_end) AS addresses
+FROM (SELECT * FROM application_verdicts FINAL WHERE path_count > 0) GROUP BY application
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationState:
+    """The current verdict of one application (``not_measured``: no path analysed yet)."""
+
+    application: str
+    verdict: str
+    confidence: str = "none"
+    shares: dict[str, float] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)
+    paths: int = 0
+    vantage_points: tuple[str, ...] = ()
+    period_start: dt.datetime | None = None
+    period_end: dt.datetime | None = None
+    why: str = ""
+    reasons: tuple[str, ...] = ()
+    municipalities: tuple[str, ...] = ()
+    criticality: str = ""
+    hostnames: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    anycast: bool = False
+
+    @property
+    def measured(self) -> bool:
+        return self.verdict != NOT_MEASURED
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def current_applications(store: Store, municipality: str | None = None
+                         ) -> list[ApplicationState]:
+    """Every application of the inventory (and every measured one) with its current state,
+    most serious first; only those of ``municipality`` when given."""
+    rows: dict[str, dict[str, Any]] = {}
+    for sql in (_INVENTORY_SQL, _CURRENT_SQL):
+        for record in store.query(sql).as_dicts():
+            rows.setdefault(str(record["application"]), {}).update(record)
+    states = []
+    for name, row in rows.items():
+        base: dict[str, Any] = {"municipalities": tuple(row.get("municipalities") or ()),
+                "criticality": str(row.get("criticality") or ""),
+                "hostnames": tuple(str(h) for h in row.get("hostnames") or ())}
+        if "verdict" not in row:
+            states.append(ApplicationState(name, NOT_MEASURED, **base))
+            continue
+        counts = {str(k): int(v) for k, v in (row["class_counts"] or {}).items()}
+        total = sum(counts.values()) or 1
+        reasons = tuple(str(r) for r in row["reasons"])
+        states.append(ApplicationState(
+            name, str(row["verdict"]), shares={k: v / total for k, v in counts.items()},
+            class_counts=counts, paths=int(row["path_count"]),
+            period_start=_utc(row["period_start"]), period_end=_utc(row["period_end"]),
+            why=reasons[0] if reasons else "", reasons=reasons,
+            addresses=tuple(str(a) for a in row["addresses"]), **base))
+    if municipality:
+        wanted = municipality.casefold()
+        states = [s for s in states if any(m.casefold() == wanted for m in s.municipalities)]
+    return sorted(states, key=lambda s: (-SEVERITY.get(s.verdict, -1), s.application))
+
+
+def shares_by_municipality(states: Sequence[ApplicationState]) -> dict[str, dict[str, float]]:
+    """Per municipality the share of its measured applications in each class."""
+    counts: dict[str, dict[str, int]] = {}
+    for state in states:
+        if not state.measured:
+            continue
+        for municipality in state.municipalities:
+            per = counts.setdefault(municipality, {})
+            per[state.verdict] = per.get(state.verdict, 0) + 1
+    return {m: {c: n / sum(per.values()) for c, n in per.items()}
+            for m, per in sorted(counts.items())}
+
+
+# -- the evidence behind a verdict ------------------------------------------------------
+
+def _names(state: ApplicationState) -> list[str]:
+    return sorted({h.lower().rstrip(".") for h in state.hostnames})
+
+
+_PATHS_SQL = """
+SELECT timestamp, source, measurement_id, probe_id, vantage_key, destination_name,
+       destination_address, verdict, confidence, destination_country, destination_operator,
+       legal_country, us_hops, reasons
+FROM path_verdicts FINAL
+WHERE lower(trimRight(destination_name, '.')) IN {names:Array(String)}
+   OR destination_address IN {names:Array(String)}
+   OR destination_address IN {addresses:Array(String)}
+ORDER BY timestamp DESC LIMIT {limit:UInt32}
+"""
+
+
+def paths(store: Store, state: ApplicationState, limit: int = 200) -> list[dict[str, Any]]:
+    """The stored path verdicts of the application, newest first."""
+    return store.query(_PATHS_SQL, {"names": _names(state), "addresses": list(state.addresses),
+                                    "limit": limit}).as_dicts()
+
+
+def destinations(path_rows: Iterable[dict[str, Any]]) -> list[str]:
+    return sorted({str(p["destination_address"]) for p in path_rows})
+
+
+_DNS_SQL = """
+SELECT probe_id, vantage_point, timestamp, response_index, lower(trimRight(query_name, '.')) AS
+       query_name, record_type, lower(trimRight(record_name, '.')) AS record_name, record_data
+FROM dns_answers FINAL
+WHERE section = 'answer' AND record_type IN ('A', 'AAAA', 'CNAME')
+  AND probe_id IN (SELECT probe_id FROM dns_answers
+                   WHERE lower(trimRight(query_name, '.')) IN {names:Array(String)})
+  AND lower(trimRight(query_name, '.')) IN {names:Array(String)}
+ORDER BY timestamp DESC LIMIT 5000
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The latest DNS answer one vantage point got for one hostname."""
+
+    vantage: str
+    hostname: str
+    timestamp: dt.datetime | None
+    chain: tuple[str, ...]
+    addresses: tuple[str, ...]
+
+
+def dns_answers(store: Store, state: ApplicationState) -> list[Resolution]:
+    """Per vantage point and hostname the latest answer: the CNAME chain and addresses."""
+    rows = store.query(_DNS_SQL, {"names": _names(state)}).as_dicts()
+    responses: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        key = (row["probe_id"], row["vantage_point"], row["timestamp"], row["response_index"],
+               row["query_name"])
+        responses.setdefault(key, []).append(row)
+    latest: dict[tuple[str, str], Resolution] = {}
+    for (probe, point, stamp, _index, name), records in responses.items():
+        vantage = point or f"atlas:{probe}"
+        if (vantage, name) in latest:
+            continue  # rows are newest first
+        cnames = {str(r["record_name"]): str(r["record_data"]).lower().rstrip(".")
+                  for r in records if r["record_type"] == "CNAME"}
+        chain = [name]
+        while chain[-1] in cnames and len(chain) < 16 and cnames[chain[-1]] not in chain:
+            chain.append(cnames[chain[-1]])
+        addresses = sorted({str(r["record_data"]) for r in records
+                            if r["record_type"] in ("A", "AAAA")})
+        latest[(vantage, name)] = Resolution(vantage, name, _utc(stamp), tuple(chain),
+                                             tuple(addresses))
+    return sorted(latest.values(), key=lambda r: (r.hostname, r.vantage))
+
+
+_HOPS_SQL = """
+SELECT reply_address, min(h) AS hop, count() AS replies,
+       argMax(pc, b IS NOT NULL) AS physical_country,
+       argMax(pconf, b IS NOT NULL) AS physical_confidence,
+       min(b) AS bound_km, argMin(vk, coalesce(b, 1e9)) AS bound_vantage,
+       argMin(r, coalesce(b, 1e9)) AS rtt_ms, argMin(ud, coalesce(b, 1e9)) AS us_distance_km,
+       countIf(up = false) > 0 AS proven_not_us, max(ca) AS cloud_act,
+       any(lo) AS legal_operator, any(lp) AS legal_parent, any(lc) AS legal_country,
+       any(lconf) AS legal_confidence, any(an) AS as_name,
+       groupUniqArrayArray(co) AS corrections, argMin(ev, coalesce(b, 1e9)) AS evidence
+FROM (SELECT reply_address, hop AS h, physical_country AS pc, physical_confidence AS pconf,
+             bound_km AS b, vantage_key AS vk, rtt_ms AS r, us_distance_km AS ud,
+             us_possible AS up, cloud_act AS ca, legal_operator AS lo, legal_parent AS lp,
+             legal_country AS lc, legal_confidence AS lconf, as_name AS an, corrections AS co,
+             evidence AS ev
+      FROM hop_verdicts FINAL
+      WHERE destination_address IN {addresses:Array(String)} AND reply_address != '')
+GROUP BY reply_address ORDER BY hop, reply_address LIMIT {limit:UInt32}
+"""
+
+
+def _public(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_global
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Hops:
+    rows: list[dict[str, Any]]
+    private: int
+    """Replies from private/reserved addresses (access networks), not listed."""
+    more: int
+    """Public addresses beyond the limit, not listed."""
+
+
+def hops(store: Store, addresses: Sequence[str], limit: int = 150) -> Hops:
+    """One row per public replying address on the paths towards ``addresses`` (those on US
+    ground or under US law first, then by hop): both axes, the tightest physics bound (and
+    from where) and the geo sources that made the claim."""
+    found = store.query(_HOPS_SQL, {"addresses": list(addresses), "limit": 5000}).as_dicts()
+    public = [r for r in found if _public(str(r["reply_address"]))]
+    public.sort(key=lambda r: (not (r["physical_country"] == "US" or r["cloud_act"]),
+                               int(r["hop"]), str(r["reply_address"])))
+    rows = public[:limit]
+    for row in rows:
+        try:
+            evidence = json.loads(row.pop("evidence") or "{}")
+        except ValueError:
+            evidence = {}
+        sources = (evidence.get("physical") or {}).get("sources") or []
+        row["sources"] = [f"{s.get('source', '?')}: {s.get('country') or '-'}"
+                          for s in sources if isinstance(s, dict)]
+    return Hops(rows, len(found) - len(public), len(public) - len(rows))
+
+
+def findings(store: Store, kinds: Sequence[str] = (), *, application: str = "",
+             addresses: Sequence[str] = (), limit: int = 500) -> list[Finding]:
+    """Stored findings, newest window first; those of one application (named, or towards
+    one of its addresses) when given."""
+    found = read_findings(store, kinds, limit=limit if not application else 5000)
+    if application:
+        wanted = set(addresses)
+        found = [f for f in found if application in f.applications
+                 or f.destination_address in wanted][:limit]
+    return found
+
+
+def alerts(store: Store, *, application: str = "", state: str = "",
+           limit: int = 200) -> list[dict[str, Any]]:
+    """Alerts newest first, with who acknowledged them."""
+    return AlertStore(store).list_alerts(state=state, application=application, limit=limit)
+
+
+_VANTAGE_SQL = """
+SELECT v.vantage_key AS vantage_key, v.latitude AS latitude, v.longitude AS longitude,
+       v.uncertainty_km AS uncertainty_km, v.country AS country, v.basis AS basis,
+       v.confidence AS confidence, s.last_seen AS last_seen, s.paths AS paths
+FROM (SELECT * FROM vantage_points FINAL) AS v
+LEFT JOIN (SELECT vantage_key, max(timestamp) AS last_seen, count() AS paths
+           FROM path_verdicts FINAL GROUP BY vantage_key) AS s ON s.vantage_key = v.vantage_key
+ORDER BY v.country, v.vantage_key
+"""
+
+
+def vantage_points(store: Store) -> list[dict[str, Any]]:
+    """Every located vantage point with the time of its latest analysed path."""
+    rows = store.query(_VANTAGE_SQL).as_dicts()
+    for row in rows:
+        row["last_seen"] = _utc(row["last_seen"]) if row["paths"] else None
+    return rows
+
+
+_FRESHNESS_SQL = "SELECT max(timestamp), count() FROM path_verdicts FINAL"
+
+
+def freshness(store: Store) -> dt.datetime | None:
+    """When the newest analysed measurement was taken."""
+    stamp, count = store.query(_FRESHNESS_SQL).rows[0]
+    return _utc(stamp) if count else None
+
+
+_RESULTS_SQL = """
+SELECT hostname, countIf(kind = 'dns') AS dns, countIf(kind = 'traceroute') AS traceroutes
+FROM (SELECT lower(trimRight(query_name, '.')) AS hostname, 'dns' AS kind FROM dns_answers
+      WHERE lower(trimRight(query_name, '.')) IN {names:Array(String)}
+      UNION ALL
+      SELECT lower(trimRight(destination_name, '.')), 'traceroute' FROM traceroute_hops
+      WHERE hop = 1 AND lower(trimRight(destination_name, '.')) IN {names:Array(String)})
+GROUP BY hostname
+"""
+
+
+def coverage(store: Store, states: Sequence[ApplicationState]) -> dict[str, str]:
+    """Why each unmeasured application has no verdict: ``no_results`` (nothing stored for
+    its hostnames), ``dns_only`` (DNS answers but no traceroute) or ``not_analysed``
+    (traceroutes stored, no path verdict yet)."""
+    missing = [s for s in states if not s.measured]
+    names = sorted({n for s in missing for n in _names(s)})
+    seen = {str(r["hostname"]): r for r in store.query(
+        _RESULTS_SQL, {"names": names}).as_dicts()} if names else {}
+    why: dict[str, str] = {}
+    for state in missing:
+        rows = [seen[n] for n in _names(state) if n in seen]
+        if any(int(r["traceroutes"]) for r in rows):
+            why[state.application] = "not_analysed"
+        elif any(int(r["dns"]) for r in rows):
+            why[state.application] = "dns_only"
+        else:
+            why[state.application] = "no_results"
+    return why
+
+
+_RAW_SQL = """
+SELECT source, result_type, measurement_id, probe_id, timestamp, destination, vantage_point,
+       payload
+FROM raw_results FINAL
+WHERE (source, measurement_id, probe_id, timestamp) IN
+      (SELECT source, measurement_id, probe_id, timestamp FROM path_verdicts FINAL
+       WHERE destination_address IN {addresses:Array(String)})
+ORDER BY timestamp DESC LIMIT {limit:UInt32}
+"""
+
+
+def raw_results(store: Store, addresses: Sequence[str], limit: int = 200
+                ) -> list[dict[str, Any]]:
+    """The stored RIPE Atlas results (payload verbatim) behind the paths to ``addresses``."""
+    return store.query(_RAW_SQL, {"addresses": list(addresses), "limit": limit}).as_dicts()
+
+
+def severity_order(verdict: str) -> int:
+    return -SEVERITY.get(verdict, -1)
+
+
+_METHOD_SQL = """
+SELECT min(timestamp) AS first, max(timestamp) AS last, count() AS paths,
+       uniqExact(vantage_key) AS vantage_points
+FROM path_verdicts FINAL
+"""
+_VERSIONS_SQL = """
+SELECT name, groupUniqArray(version) AS versions
+FROM (SELECT arrayJoin(mapKeys(dataset_versions)) AS name, dataset_versions[name] AS version
+      FROM path_verdicts FINAL)
+GROUP BY name ORDER BY name
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """What the verdicts rest on: the measurement period and the dataset versions."""
+
+    first: dt.datetime | None
+    last: dt.datetime | None
+    paths: int
+    vantage_points: int
+    datasets: dict[str, tuple[str, ...]]
+
+
+def method(store: Store) -> Method:
+    row = store.query(_METHOD_SQL).as_dicts()[0]
+    versions = {str(r["name"]): tuple(sorted(str(v) for v in r["versions"]))
+                for r in store.query(_VERSIONS_SQL).as_dicts()}
+    paths_count = int(row["paths"])
+    return Method(_utc(row["first"]) if paths_count else None,
+                  _utc(row["last"]) if paths_count else None, paths_count,
+                  int(row["vantage_points"]), versions)
