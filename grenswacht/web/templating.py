@@ -46,8 +46,8 @@ NAVIGATION = (
 def _when(value: Any) -> str:
     if not isinstance(value, dt.datetime):
         return "–"
-    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp: dt.datetime = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return stamp.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @lru_cache(maxsize=len(i18n.LANGUAGES))
