@@ -137,7 +137,8 @@ _AUDIT = """() => {
   for (const e of document.querySelectorAll('input:not([type=hidden]), select, textarea'))
     if (!named(e)) problems.push('no label: ' + (e.name || e.id));
   for (const e of document.querySelectorAll('a, button'))
-    if (!e.textContent.trim() && !e.getAttribute('aria-label')) problems.push('no name: ' + e.outerHTML.slice(0, 80));
+    if (!e.textContent.trim() && !e.getAttribute('aria-label'))
+      problems.push('no name: ' + e.outerHTML.slice(0, 80));
   for (const t of document.querySelectorAll('table'))
     if (!t.querySelector('thead th[scope=col]')) problems.push('table without headers');
   for (const role of ['header', 'nav', 'main', 'footer'])
@@ -147,16 +148,19 @@ _AUDIT = """() => {
   const lum = c => { const [r, g, b] = c.slice(0, 3).map(v => { v /= 255;
       return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
       return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
-  const background = e => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+  const background = e => { for (; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
       if (c.length < 4 || c[3] > 0) return c; } return [255, 255, 255]; };
   let checked = 0;
-  for (const e of document.querySelectorAll('p, li, td, th, a, label, button, caption, dt, dd, h1, h2, h3, span')) {
+  const texts = 'p, li, td, th, a, label, button, caption, dt, dd, h1, h2, h3, span';
+  for (const e of document.querySelectorAll(texts)) {
     if (!e.offsetParent || !e.textContent.trim() || e.closest('svg')) continue;
     const s = getComputedStyle(e);
     const [l1, l2] = [lum(rgb(s.color)), lum(background(e))].sort((a, b) => b - a);
     const ratio = (l1 + 0.05) / (l2 + 0.05);
     checked++;
-    if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ': ' + e.textContent.trim().slice(0, 40));
+    if (ratio < 4.5)
+      problems.push('contrast ' + ratio.toFixed(2) + ': ' + e.textContent.trim().slice(0, 40));
   }
   return [problems, checked];
 }"""
