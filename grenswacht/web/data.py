@@ -250,6 +250,14 @@ def hops(store: Store, addresses: Sequence[str], limit: int = 150) -> Hops:
     return Hops(rows, len(found) - len(public), len(public) - len(rows))
 
 
+_KIND_COUNTS_SQL = "SELECT kind, count() FROM findings FINAL GROUP BY kind"
+
+
+def finding_counts(store: Store) -> dict[str, int]:
+    """How many findings of each kind are stored."""
+    return {str(k): int(n) for k, n in store.query(_KIND_COUNTS_SQL).rows}
+
+
 def findings(store: Store, kinds: Sequence[str] = (), *, application: str = "",
              addresses: Sequence[str] = (), limit: int = 500) -> list[Finding]:
     """Stored findings, newest window first; those of one application (named, or towards
@@ -275,7 +283,7 @@ SELECT v.vantage_key AS vantage_key, v.latitude AS latitude, v.longitude AS long
 FROM (SELECT * FROM vantage_points FINAL) AS v
 LEFT JOIN (SELECT vantage_key, max(timestamp) AS last_seen, count() AS paths
            FROM path_verdicts FINAL GROUP BY vantage_key) AS s ON s.vantage_key = v.vantage_key
-ORDER BY v.country, v.vantage_key
+ORDER BY v.country != 'NL', v.country, v.vantage_key
 """
 
 

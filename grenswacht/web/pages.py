@@ -197,13 +197,21 @@ async def acknowledge(request: Request) -> Response:
     return RedirectResponse(f"{target}#alert-{quote(done['alert_id'])}", status_code=303)
 
 
+FINDINGS_SHOWN = 200
+
+
+def _findings(store: Store, kind: str) -> dict[str, Any]:
+    return {"findings": data.findings(store, [kind] if kind else [], limit=FINDINGS_SHOWN),
+            "counts": data.finding_counts(store)}
+
+
 @guard("read", session=True)
 async def findings(request: Request) -> Response:
     kind = request.query_params.get("kind", "")
     kind = kind if kind in FINDING_KINDS else ""
-    rows = await call(request, lambda: data.findings(_store(request), [kind] if kind else []))
-    return render_page(request, "findings.html", active="findings", findings=rows, kind=kind,
-                       kinds=FINDING_KINDS)
+    context = await call(request, _findings, _store(request), kind)
+    return render_page(request, "findings.html", active="findings", kind=kind,
+                       kinds=FINDING_KINDS, **context)
 
 
 @guard("read", session=True)

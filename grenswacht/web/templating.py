@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from babel import Locale
 from babel.numbers import format_decimal, format_percent
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -62,8 +63,10 @@ def environment(language: str) -> Environment:
                        navigation=NAVIGATION, class_explanations=CLASS_EXPLANATIONS,
                        confidence_labels=CONFIDENCE_LABELS, coverage_labels=COVERAGE_LABELS,
                        criticality_labels=CRITICALITY_LABELS, finding_labels=FINDING_LABELS)
+    territories = Locale.parse(language).territories
     env.filters.update(
         when=_when,
+        country_name=lambda code: territories.get(str(code), str(code)) if code else "",
         percent=lambda v: format_percent(v or 0, "#,##0 %", locale=language),
         number=lambda v, digits=0: format_decimal(
             v, f"#,##0{'.' + '0' * digits if digits else ''}", locale=language)
