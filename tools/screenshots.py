@@ -34,7 +34,7 @@ DEADLINE_S = 600
 
 
 def _sql(url: str, token: str, query: str) -> list[list[object]]:
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 - the loopback run this tool started
         f"{url}/sql", data=json.dumps({"sql": query}).encode(), method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310 - loopback
@@ -107,10 +107,11 @@ def report_page(out: Path, data: Path, inventory: Path) -> Path:
     env = {**os.environ, "GRENSWACHT_DATA_DIR": str(data),
            "GRENSWACHT_ATLAS__INVENTORY": str(inventory)}
     pdf = out / "report.pdf"
-    subprocess.run([GW, "--config", "examples/grenswacht.toml", "report", "--out", str(pdf)],  # noqa: S603
-                   cwd=ROOT, env=env, check=True, capture_output=True)
-    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile",  # noqa: S607
-                    str(pdf), str(out / "report")], check=True)
+    command = [GW, "--config", "examples/grenswacht.toml", "report", "--out", str(pdf)]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)  # noqa: S603
+    pages = ["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", str(pdf),
+             str(out / "report")]
+    subprocess.run(pages, check=True)  # noqa: S603, S607
     pdf.unlink()
     return out / "report.png"
 
