@@ -7,6 +7,13 @@ verdicts (:func:`consumers.enrich.window.enrich_window`), then every registered 
 step (the path-graph detectors register theirs in :data:`WINDOW_STEPS`). Recomputing is
 idempotent (ReplacingMergeTree on ``computed_at``), so a window may be done twice; offsets
 are committed only after the windows their messages touched were recomputed.
+
+A window whose recomputation fails (any error) is recorded with its error
+(``status()["failing_windows"]``), skipped, and tried again after a backoff (the one retry
+policy, :mod:`schemas.retry`); after :data:`MAX_WINDOW_ATTEMPTS` failures it is given up
+(it stays listed, and the next start's catch-up queues it again). The loop never spins on
+one window. Timestamps outside what the tables hold (:mod:`schemas.column_limits`) name no
+window: ingest dead-letters those results.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from consumers.vantage_points import refresh_registry
 from schemas import topics
 from schemas.bus import Bus, Message, TopicPartition
 from schemas.errors import GrenswachtError
+from schemas.normalize import MAX_TIMESTAMP, MIN_TIMESTAMP
+from schemas.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +49,8 @@ WindowStep = Callable[
 may name anycast destinations under :data:`ANYCAST_KEY`; the window's verdicts are then
 recomputed so those paths get the anycast class."""
 ANYCAST_KEY = "anycast_addresses"
+MAX_WINDOW_ATTEMPTS = 6
+WINDOW_RETRY = RetryPolicy(initial_s=10.0, max_s=600.0)
 
 
 def graph_step(
@@ -68,6 +79,20 @@ class AnalysisStats:
     classes: dict[str, int] = field(default_factory=dict)
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_error: str = ""
+    failing: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Window start -> error, attempts, next_attempt_at (monotonic) or gave_up."""
+
+    def failing_windows(self, now: float | None = None) -> list[dict[str, Any]]:
+        clock = time.monotonic() if now is None else now
+        out = []
+        for start, failure in sorted(self.failing.items()):
+            entry = {"window_start": dt.datetime.fromtimestamp(start, dt.UTC).isoformat(),
+                     "error": failure["error"], "attempts": failure["attempts"],
+                     "gave_up": failure["gave_up"]}
+            if not failure["gave_up"]:
+                entry["retry_in_s"] = round(max(failure["next_at"] - clock, 0.0), 1)
+            out.append(entry)
+        return out
 
 
 def _timestamp(message: Message) -> int | None:
@@ -76,7 +101,9 @@ def _timestamp(message: Message) -> int | None:
     except orjson.JSONDecodeError:
         return None
     stamp = value.get("timestamp") if isinstance(value, dict) else None
-    return stamp if isinstance(stamp, int) else None
+    if type(stamp) is not int or not MIN_TIMESTAMP <= stamp <= MAX_TIMESTAMP:
+        return None  # not a result ingest stores (it dead-letters it): no window to redo
+    return stamp
 
 
 class AnalysisLoop:
@@ -156,22 +183,43 @@ class AnalysisLoop:
         return len(messages)
 
     def process_settled(self, now: float, *, force: bool = False) -> None:
+        failing = self.stats.failing
         for window in sorted(self._pending):
+            failure = failing.get(window)
+            if not force and failure is not None and now < failure["next_at"]:
+                continue
             if not force and now - self._pending[window] < self.settle_s:
                 continue
             if window >= 0:
                 try:
                     self.recompute(window)
-                except GrenswachtError as exc:
-                    self.stats.failures += 1
-                    self.stats.last_error = str(exc)
-                    log.warning("window %s failed (%s); will retry", window, exc)
-                    self._pending[window] = now
-                    continue
+                except Exception as exc:  # noqa: BLE001 - one window never stops the loop
+                    if not self._failed(window, exc, now):
+                        continue
+                else:
+                    failing.pop(window, None)
             del self._pending[window]
             for tp, (_, end) in self._spans.pop(window, {}).items():
                 self._done[tp] = max(self._done.get(tp, 0), end)
         self._commit_safe()
+
+    def _failed(self, window: int, error: Exception, now: float) -> bool:
+        """Record a failed window; True when it is given up (commit past it)."""
+        failure = self.stats.failing.get(window)
+        attempts = failure["attempts"] + 1 if failure else 1
+        text = f"{type(error).__name__}: {error}"[:500]
+        self.stats.failures += 1
+        self.stats.last_error = text
+        gave_up = attempts >= MAX_WINDOW_ATTEMPTS
+        wait = WINDOW_RETRY.delay(attempts)
+        self.stats.failing[window] = {"error": text, "attempts": attempts,
+                                      "next_at": now + wait, "gave_up": gave_up}
+        if gave_up:
+            log.error("window %s failed %d times (%s); given up until the next start",
+                      window, attempts, text)
+        else:
+            log.warning("window %s failed (%s); retrying in %.0f s", window, text, wait)
+        return gave_up
 
     def _commit_safe(self) -> None:
         """Commit, per partition, up to the first message of a window still pending (a

@@ -18,6 +18,18 @@ FLUSH_SECONDS = Histogram(
     "grenswacht_flush_seconds", "Time of one sink flush (insert + commit).", ["table"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+VALUES_NULLED = Counter(
+    "grenswacht_values_nulled", "Optional values nulled because they do not fit their column.",
+    ["field"],
+)
+INGEST_WAITING = Gauge(
+    "grenswacht_ingest_waiting",
+    "1 while the ingest consumer waits for storage (backpressure: down, full, overloaded).",
+    ["group"],
+)
+INGEST_RETRIES = Counter(
+    "grenswacht_ingest_retries", "Flushes retried because storage pushed back.", ["group"],
+)
 FINDINGS = Counter(
     "grenswacht_findings", "Findings of the path graph (load balancer, anycast, US transit).",
     ["detector"],

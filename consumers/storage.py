@@ -16,6 +16,7 @@ chDB allows one engine per process and one process per data directory: a second
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,7 +28,13 @@ import orjson
 from consumers.sql_guard import check_plain_form, check_statement
 from schemas.clickhouse import MIGRATIONS_TABLE, migration_files, split_statements
 from schemas.clickhouse.cluster import ClusterTarget, cluster_migration, cluster_statements
-from schemas.errors import ConfigError, QueryError, StorageError, StorageUnavailable
+from schemas.errors import (
+    ConfigError,
+    QueryError,
+    RowsRejected,
+    StorageError,
+    StorageUnavailable,
+)
 from schemas.redact import redact
 from schemas.store import QueryResult
 
@@ -37,21 +44,45 @@ READ_ONLY_TIMEOUT_S = 120
 """Longest a read-only (untrusted) query may run (``max_execution_time``)."""
 
 
+_CODE = re.compile(r"\bCode:\s*(\d+)")
+# ClickHouse error codes (src/Common/ErrorCodes.cpp) that mean "not now": the store is
+# down, full, out of memory, overloaded or cannot reach its Keeper. Retried with backoff.
+_BACKPRESSURE_CODES = frozenset({
+    74, 75,  # CANNOT_READ/WRITE_FROM_FILE_DESCRIPTOR (I/O errors, disk full)
+    159, 209, 210,  # TIMEOUT_EXCEEDED, SOCKET_TIMEOUT, NETWORK_ERROR
+    202, 203,  # TOO_MANY_SIMULTANEOUS_QUERIES, NO_FREE_CONNECTION
+    225, 242, 999,  # NO_ZOOKEEPER, TABLE_IS_READ_ONLY (replica lost Keeper), KEEPER_EXCEPTION
+    236, 394,  # ABORTED, QUERY_WAS_CANCELLED
+    241, 243, 252,  # MEMORY_LIMIT_EXCEEDED, NOT_ENOUGH_SPACE, TOO_MANY_PARTS
+    319, 425,  # UNKNOWN_STATUS_OF_INSERT, SYSTEM_ERROR
+})
+# codes that blame the rows: a value that does not parse or fit its column
+_DATA_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 131, 321})
+_BACKPRESSURE_TEXT = (
+    "connection", "timed out", "timeout", "refused", "too many", "memory limit",
+    "unavailable", "no space left", "not enough space", "cannot reserve",
+)
+_DATA_TEXT = ("unable to create native array", "error serializing", "unable to convert")
+
+
 def _map_error(exc: Exception, what: str) -> StorageError:
+    """One classification of every client error: backpressure (retry later), rows that
+    cannot be stored (never retried), or anything else (a wrong or refused query). The
+    text is redacted (a DSN with a password may be part of it)."""
     text = redact(exc)
+    what = redact(what)
     lowered = text.lower()
-    transient = (
-        "connection" in lowered
-        or "timed out" in lowered
-        or "timeout" in lowered
-        or "refused" in lowered
-        or "too many" in lowered
-        or "memory limit" in lowered
-        or "unavailable" in lowered
-    )
-    if transient:
-        return StorageUnavailable(f"{redact(what)}: {text[:500]}", retry_after=1.0)
-    return QueryError(f"{redact(what)}: {text[:2000]}")
+    match = _CODE.search(text)
+    code = int(match.group(1)) if match else None
+    client_data_error = type(exc).__name__ == "DataError" or any(
+        marker in lowered for marker in _DATA_TEXT)
+    if code in _DATA_CODES or (code is None and client_data_error):
+        return RowsRejected(f"{what}: {text[:2000]}")
+    if code in _BACKPRESSURE_CODES or (
+        code is None and any(marker in lowered for marker in _BACKPRESSURE_TEXT)
+    ):
+        return StorageUnavailable(f"{what}: {text[:500]}", retry_after=1.0)
+    return QueryError(f"{what}: {text[:2000]}")
 
 
 class Storage:

@@ -48,11 +48,8 @@ class IngestComponent:
     name = "ingest"
 
     def __init__(self, app: Embedded) -> None:
-        cfg = app.settings.ingest
-        self.consumer = IngestConsumer(
-            app.open_bus(), app.storage, group=cfg.group, batch_size=cfg.batch_size,
-            flush_interval_s=cfg.flush_interval_s, retry_max_s=cfg.retry_max_s,
-        )
+        self.consumer = IngestConsumer(app.open_bus(), app.storage,
+                                       **app.settings.ingest.consumer_options())
 
     def run(self, stop: threading.Event) -> None:
         self.consumer.run(stop)
@@ -105,7 +102,8 @@ class AnalysisComponent:
         stats = self.loop.stats
         return {"windows": stats.windows, "paths": stats.paths, "classes": stats.classes,
                 "corrections": stats.corrections, "failures": stats.failures,
-                "steps": stats.steps, "last_error": stats.last_error}
+                "steps": stats.steps, "last_error": stats.last_error,
+                "failing_windows": stats.failing_windows()}
 
 
 class SchedulerComponent:
@@ -328,7 +326,8 @@ class Embedded:
         return self.storage.query(sql, params or None, read_only=True, max_rows=limit)
 
     def ack_alert(self, alert_id: str, by: str, comment: str) -> dict[str, str]:
-        """Acknowledge an alert (a unique id prefix is enough) in the store this process
+        """Acknowledge an alert (its id, or a unique prefix of at least 8
+        characters) in the store this process
         holds; ``grenswacht alerts ack`` calls this through the endpoint."""
         return acknowledge_alert(self.storage, alert_id, by, comment)
 

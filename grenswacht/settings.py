@@ -22,10 +22,12 @@ from pydantic_settings import (
 
 from consumers.alerts.settings import AlertSettings
 from consumers.enrich.settings import JurisdictionSettings
+from grenswacht.files import ReadLimits
 from grenswacht.health import MetricsSettings
 from probes.settings import ProbeSettings
 from scheduler.settings import AtlasSettings
 from schemas.bus.kafka_settings import KafkaSettings
+from schemas.topics import MAX_MESSAGE_BYTES
 
 
 def default_data_dir() -> Path:
@@ -47,6 +49,34 @@ class IngestSettings(BaseModel):
     retry_max_s: float = Field(
         30.0, gt=0, description="Longest backoff between retries when storage is unavailable."
     )
+    batch_max_bytes: int = Field(
+        16 * 1024 * 1024, ge=1_000_000,
+        description="Flush a batch once its messages hold this many bytes (bounds memory).",
+    )
+    max_line_bytes: int = Field(
+        MAX_MESSAGE_BYTES, ge=1024, le=MAX_MESSAGE_BYTES,
+        description="Longest line (or JSON array element) of a result file; a longer one "
+                    "becomes a dead letter with its first 64 KiB, size and sha256.",
+    )
+    max_file_bytes: int = Field(
+        64 * 1024**3, ge=1024,
+        description="Most bytes read (decompressed) from one file; beyond: a dead letter "
+                    "and the rest of that file is not read.",
+    )
+    max_gzip_ratio: float = Field(
+        1000.0, gt=1,
+        description="Largest decompressed/compressed ratio of a .gz file (after its first "
+                    "256 MiB); beyond it the file is a gzip bomb: a dead letter, rest unread.",
+    )
+
+    def consumer_options(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`consumers.ingest.IngestConsumer`."""
+        return {"group": self.group, "batch_size": self.batch_size,
+                "batch_max_bytes": self.batch_max_bytes,
+                "flush_interval_s": self.flush_interval_s, "retry_max_s": self.retry_max_s}
+
+    def read_limits(self) -> ReadLimits:
+        return ReadLimits(self.max_line_bytes, self.max_file_bytes, self.max_gzip_ratio)
 
 
 class ServerSettings(BaseModel):

@@ -20,7 +20,6 @@ every foreign exception stays in this file.)
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
@@ -53,6 +52,7 @@ from ripe.atlas.cousteau.source import MalFormattedSource
 from scheduler.rawjson import split_array
 from scheduler.settings import AtlasSettings
 from schemas.errors import AtlasAPIError, AtlasAuthError, AtlasRateLimited, ConfigError
+from schemas.retry import RetryPolicy, parse_retry_after
 
 LOG = logging.getLogger(__name__)
 
@@ -160,6 +160,10 @@ class AtlasClient:
         ca = settings.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE")
         self.verify: bool | str = str(ca) if ca else True
         self.retries = 0  # 429/5xx retries done, for status and tests
+        # the one retry policy (schemas/retry.py): waits what the server asks (Retry-After)
+        # or the backoff, capped at retry_max_s; max_retries retries after the first call
+        self._retry = RetryPolicy(initial_s=1.0, max_s=settings.retry_max_s,
+                                  attempts=settings.max_retries + 1)
 
     def __repr__(self) -> str:
         key = "set" if self._key is not None else "none"
@@ -193,21 +197,21 @@ class AtlasClient:
                 f"{what} needs a RIPE Atlas API key with the permission {permission!r}: set "
                 "GRENSWACHT_ATLAS__API_KEY or atlas.api_key_file"
             )
-        attempt = 0
-        while True:
+        attempts = [0]
+
+        def once() -> Any:
             request = make()
             request.timeout = self.settings.http_timeout_s
             ok, payload = send(request)
-            try:
-                return self._check(request, ok, payload, what, permission, attempt)
-            except AtlasRateLimited as exc:
-                if attempt >= self.settings.max_retries:
-                    raise
-                wait = min(exc.retry_after, self.settings.retry_max_s)
-                LOG.warning("%s; retrying in %.1f s", exc, wait)
-                self._sleep(wait)
-                attempt += 1
-                self.retries += 1
+            attempts[0] += 1
+            return self._check(request, ok, payload, what, permission, attempts[0] - 1)
+
+        def retrying(error: BaseException, seconds: float, failures: int) -> None:
+            LOG.warning("%s; retrying in %.1f s", error, seconds)
+            self.retries += 1
+
+        return self._retry.call(once, retry_on=(AtlasRateLimited,), on_retry=retrying,
+                                sleep=self._sleep)
 
     def _check(
         self,
@@ -218,7 +222,7 @@ class AtlasClient:
         permission: str | None,
         attempt: int,
     ) -> Any:
-        backoff = min(2.0**attempt, self.settings.retry_max_s)
+        backoff = self._retry.delay(attempt + 1)
         error = request.error
         if error is not None:
             if isinstance(error, requests.exceptions.SSLError):
@@ -237,7 +241,8 @@ class AtlasClient:
             return response
         detail = self._redact(_detail(payload))[:500]
         if status == 429 or status >= 500:
-            retry_after = _retry_after(response.headers.get("Retry-After"), backoff)
+            asked = parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = backoff if asked is None else asked
             raise AtlasRateLimited(
                 f"{what}: RIPE Atlas answered HTTP {status}"
                 f"{' (rate limited)' if status == 429 else ''}: {detail}",
@@ -381,20 +386,6 @@ def _detail(payload: Any) -> str:
     if isinstance(payload, (list, tuple)):
         return "; ".join(str(p) for p in payload)
     return str(payload)
-
-
-def _retry_after(header: str | None, default: float) -> float:
-    if not header:
-        return default
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return default
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class ResultStream(AtlasStream):  # type: ignore[misc]

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from schemas.bus import Bus
-from schemas.errors import AtlasAPIError, AtlasRateLimited
+from schemas.errors import AtlasAPIError
+from schemas.retry import RetryPolicy
 from schemas.topics import HEADER_ORIGIN, HEADER_SOURCE, RESULTS, result_key
 
 LOG = logging.getLogger(__name__)
@@ -220,20 +221,23 @@ class Collector:
     def run(self, stop: threading.Event, window_s: float = 1.0) -> None:
         """Collect until ``stop`` is set, reconnecting (with backoff) and backfilling after
         every drop."""
-        delay = 1.0
+        policy = RetryPolicy(initial_s=1.0, max_s=self.reconnect_max_s)
+
+        def step() -> None:
+            if self._stream is None:
+                self.connect()
+            self.pump(window_s)
+
+        def reconnecting(error: BaseException, seconds: float, failures: int) -> None:
+            self.disconnects += 1
+            self.close()
+            LOG.warning("%s; reconnecting in %.1f s", error, seconds)
+
         while not stop.is_set():
-            try:
-                if self._stream is None:
-                    self.connect()
-                self.pump(window_s)
-                delay = 1.0
-            except AtlasAPIError as exc:
-                self.disconnects += 1
-                self.close()
-                wait = exc.retry_after if isinstance(exc, AtlasRateLimited) else delay
-                LOG.warning("%s; reconnecting in %.1f s", exc, min(wait, self.reconnect_max_s))
-                stop.wait(min(wait, self.reconnect_max_s))
-                delay = min(delay * 2, self.reconnect_max_s)
+            try:  # the one retry policy: backoff (or the server's retry_after), capped
+                policy.call(step, retry_on=(AtlasAPIError,), stop=stop, on_retry=reconnecting)
+            except AtlasAPIError:
+                break  # only when stop was set meanwhile
         self.close()
 
     def close(self) -> None:

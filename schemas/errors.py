@@ -15,8 +15,11 @@ cousteau/requests in ``scheduler/atlas.py``, Graphviz's ``dot`` in
     │   ├── BusClosed                used after close()
     │   └── BusBackpressure          try again after ``retry_after`` seconds
     ├── StorageError                 ClickHouse failed
-    │   ├── StorageUnavailable       cannot reach or open the store; retry later
+    │   ├── StorageUnavailable       cannot reach, open or write the store now (down, disk
+    │   │                            full, out of memory, too many parts); retry later
     │   └── QueryError               the query itself is wrong or not allowed
+    │       └── RowsRejected         ClickHouse cannot take these rows (a value does not fit
+    │                                its column): permanent for them, never retried
     ├── AtlasAPIError                the RIPE Atlas API said no
     │   ├── AtlasAuthError           key missing, invalid or without a permission
     │   └── AtlasRateLimited         HTTP 429 / 5xx, with ``retry_after``
@@ -92,6 +95,11 @@ class StorageUnavailable(StorageError, BackpressureMixin):
 
 class QueryError(StorageError):
     """The query is invalid or not allowed (for example a write on a read-only path)."""
+
+
+class RowsRejected(QueryError):
+    """The rows of an insert cannot be stored as they are (a value does not fit its column,
+    a type mismatch): retrying cannot help; the sink isolates and dead-letters them."""
 
 
 class AtlasAPIError(GrenswachtError):

@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from schemas.column_limits import limit
 from schemas.errors import MalformedResult, UnsupportedResult
 
 # -- table columns (must match schemas/clickhouse/*.sql) ---------------------------------
@@ -35,7 +36,7 @@ from schemas.errors import MalformedResult, UnsupportedResult
 ENVELOPE = ("source", "measurement_id", "probe_id", "timestamp", "vantage_point")
 
 RAW_COLUMNS = ENVELOPE[:-1] + (
-    "result_type", "destination", "vantage_point", "firmware", "payload",
+    "result_type", "destination", "vantage_point", "firmware", "payload", "notes",
 )
 TRACEROUTE_COLUMNS = ENVELOPE + (
     "address_family", "protocol", "paris_id", "firmware", "destination_address",
@@ -63,11 +64,13 @@ MDA_COLUMNS = ENVELOPE + (
 )
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "raw_results": RAW_COLUMNS,
+    # in the order a sink writes them: raw_results last, so a raw row marks its result
+    # complete (its child rows were acknowledged before it; docs/architecture.md)
     "traceroute_hops": TRACEROUTE_COLUMNS,
     "dns_answers": DNS_COLUMNS,
     "ping_results": PING_COLUMNS,
     "mda_links": MDA_COLUMNS,
+    "raw_results": RAW_COLUMNS,
 }
 RESULT_TABLE = {
     "traceroute": "traceroute_hops", "dns": "dns_answers", "ping": "ping_results",
@@ -76,15 +79,50 @@ RESULT_TABLE = {
 SUPPORTED_TYPES = tuple(RESULT_TABLE)
 KNOWN_UNSUPPORTED = ("sslcert", "http", "ntp", "wifi")
 
-# -- sanity limits (values beyond them are absurd, not measurements) ---------------------
+ROWS_VERSION = 2
+"""Version of the rows this module makes of a payload. It is part of every insert
+deduplication token (``consumers.ingest``), so rows fixed by a new version are not dropped
+as duplicates of a replayed batch; bump it whenever the rows of some payload change
+(``tests/schemas/test_rows_version.py`` holds the digest of the fixtures' rows)."""
 
-MIN_TIMESTAMP = 946_684_800  # 2000-01-01; RIPE Atlas started in 2010
-MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01
+# -- limits: the sanity limits (values beyond them are absurd, not measurements), bound
+# -- to what the columns hold (schemas/column_limits.py reads the DDL): never wider
+
+_TS = limit("raw_results", "timestamp")
+MIN_TIMESTAMP = max(946_684_800, _TS.low or 0)  # 2000-01-01; RIPE Atlas started in 2010
+MAX_TIMESTAMP = min(4_102_444_800, _TS.high or 0)  # 2100-01-01
 MAX_RTT_MS = 300_000.0  # five minutes; Atlas waits seconds, not minutes
-MAX_HOP = 255
+MAX_HOP = min(255, limit("traceroute_hops", "hop").high or 0)
 MAX_ADDRESS_LEN = 64
 MAX_NAME_LEN = 1024
-MAX_ID = 2**63 - 1
+MAX_ID = min(2**63 - 1, limit("raw_results", "measurement_id").high or 0,
+             limit("raw_results", "probe_id").high or 0)
+MAX_FIRMWARE = min(1_000_000, limit("raw_results", "firmware").high or 0)
+MAX_COUNT = min(2**31, limit("ping_results", "packets_sent").high or 0)
+
+
+def _high(table: str, column: str) -> int:
+    high = limit(table, column).high
+    if high is None:
+        raise TypeError(f"{table}.{column} has no integer range")
+    return high
+
+
+MAX_REPLY_INDEX = _high("traceroute_hops", "reply_index")
+MAX_REPLY_SIZE = _high("traceroute_hops", "size")
+MAX_TTL = _high("traceroute_hops", "reply_ttl")
+MAX_INNER_TTL = _high("traceroute_hops", "inner_ttl")
+MAX_LATE = _high("traceroute_hops", "late_by")
+MAX_MTU = _high("traceroute_hops", "mtu")
+MAX_PARIS_ID = _high("traceroute_hops", "paris_id")
+MPLS_LABEL = limit("traceroute_hops", "mpls_labels")
+MAX_RESPONSE_INDEX = _high("dns_answers", "response_index")
+MAX_RECORD_INDEX = _high("dns_answers", "record_index")
+MAX_RECORD_TTL = _high("dns_answers", "record_ttl")
+MAX_PING_SIZE = _high("ping_results", "size")
+MAX_LINK_INDEX = _high("mda_links", "link_index")
+MAX_FLOW_ID = min(2**31, _high("mda_links", "flow_ids"))
+MAX_MDA_TTL = min(MAX_HOP - 1, _high("mda_links", "ttl"))
 PROTOCOLS = {"ICMP": "ICMP", "I": "ICMP", "UDP": "UDP", "U": "UDP", "TCP": "TCP", "T": "TCP"}
 
 
@@ -109,12 +147,20 @@ class RowBatch:
     to build in Python); :meth:`columns` transposes them for a columnar insert.
     """
 
-    __slots__ = ("tables", "results", "counts")
+    __slots__ = ("tables", "results", "counts", "notes", "nulled", "spans")
 
     def __init__(self) -> None:
         self.tables: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLE_COLUMNS}
         self.results = 0
         self.counts: dict[str, int] = dict.fromkeys(RESULT_TABLE, 0)
+        self.notes: list[tuple[str, str]] = []
+        """(field, why) of the values of the result being normalised that were nulled (its
+        ``raw_results.notes``)."""
+        self.nulled: dict[str, int] = {}
+        """Values nulled per field over the batch (metrics)."""
+        self.spans: list[tuple[str, int, int]] = []
+        """Per result, in order: (its child table, first row, end row); its raw_results row
+        has the result's index (a sink splits a batch by these)."""
 
     def rows(self, table: str) -> int:
         return len(self.tables[table])
@@ -136,6 +182,13 @@ class RowBatch:
             rows.clear()
         self.results = 0
         self.counts = dict.fromkeys(RESULT_TABLE, 0)
+        self.notes = []
+        self.nulled = {}
+        self.spans = []
+
+    def null(self, field: str, why: str) -> None:
+        """Record that an optional value of the current result was nulled, and why."""
+        self.notes.append((field, why[:200]))
 
     def _mark(self) -> dict[str, int]:
         return {table: len(rows) for table, rows in self.tables.items()}
@@ -170,6 +223,17 @@ def _opt_int(value: Any, field: str, high: int = MAX_ID) -> int | None:
     return _int(value, field, 0, high)
 
 
+def _nullable_int(value: Any, field: str, high: int, batch: RowBatch) -> int | None:
+    """An optional integer: out of its column's range it is nulled (with the reason kept in
+    ``batch``); a value of the wrong type is still a MalformedResult."""
+    if value is None:
+        return None
+    if type(value) is int and not 0 <= value <= high:
+        batch.null(field, f"{value} outside [0, {high}]: nulled")
+        return None
+    return _int(value, field, 0, high)
+
+
 def _rtt(value: Any, field: str = "rtt") -> float | None:
     if value is None:
         return None
@@ -199,7 +263,7 @@ def _envelope(result: dict[str, Any]) -> tuple[int, int, int, int, str]:
     for key in ("msm_id", "prb_id", "timestamp", "fw"):
         if key not in result:
             raise MalformedResult("missing_key", f"no {key!r}: not a RIPE Atlas result")
-    firmware = _int(result["fw"], "fw", 0, 1_000_000)
+    firmware = _int(result["fw"], "fw", 0, MAX_FIRMWARE)
     if firmware == 0:
         raise MalformedResult("unknown_firmware", "fw=0 (sagan: Unknown firmware: 0)")
     return (
@@ -248,18 +312,24 @@ def result_type(result: Any) -> str:
 # -- traceroute -------------------------------------------------------------------------
 
 
-def _mpls_labels(icmpext: Any) -> list[int]:
+def _mpls_labels(icmpext: Any, batch: RowBatch) -> list[int]:
     labels: list[int] = []
     if isinstance(icmpext, dict):
         for obj in icmpext.get("obj") or ():
             if isinstance(obj, dict):
                 for entry in obj.get("mpls") or ():
-                    if isinstance(entry, dict) and isinstance(entry.get("label"), int):
-                        labels.append(entry["label"])
+                    if not isinstance(entry, dict) or "label" not in entry:
+                        continue
+                    label = entry["label"]
+                    if type(label) is int and MPLS_LABEL.fits([label]):
+                        labels.append(label)
+                    else:  # kept in icmp_extensions and raw_results, not in mpls_labels
+                        batch.null("mpls label", f"{str(label)[:30]} not a {MPLS_LABEL.base} "
+                                                 "element: left out of mpls_labels")
     return labels
 
 
-def _reply_details(reply: dict[str, Any], hop: int) -> tuple[Any, ...]:
+def _reply_details(reply: dict[str, Any], batch: RowBatch) -> tuple[Any, ...]:
     """(inner_ttl, late_by, is_duplicate, different_destination, reply_error, mtu,
     mpls_labels, icmp_extensions) of a reply that has more than from/rtt/size/ttl."""
     ittl = reply.get("ittl")
@@ -269,13 +339,13 @@ def _reply_details(reply: dict[str, Any], hop: int) -> tuple[Any, ...]:
     mtu = reply.get("mtu")
     icmpext = reply.get("icmpext")
     return (
-        None if ittl is None else _int(ittl, "ittl", 0, 65535),
-        0 if late is None else _int(late, "late", 0, 65535),
+        None if ittl is None else _int(ittl, "ittl", 0, MAX_INNER_TTL),
+        0 if late is None else _int(late, "late", 0, MAX_LATE),
         bool(reply.get("dup")),
         "" if edst is None else _str(edst, "edst"),
         "" if err is None else str(err)[:32],
-        None if mtu is None else _int(mtu, "mtu", 0, 2**31),
-        [] if icmpext is None else _mpls_labels(icmpext),
+        _nullable_int(mtu, "mtu", MAX_MTU, batch),
+        [] if icmpext is None else _mpls_labels(icmpext, batch),
         "" if icmpext is None else orjson.dumps(icmpext).decode(),
     )
 
@@ -291,11 +361,13 @@ def _traceroute(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) 
     paris = result.get("paris_id")
     envelope = (
         source, msm, prb, ts, vp, _af(result, firmware), _protocol(result),
-        _opt_int(paris, "paris_id", 65535), firmware, _str(result.get("dst_addr"), "dst_addr"),
+        _opt_int(paris, "paris_id", MAX_PARIS_ID), firmware,
+        _str(result.get("dst_addr"), "dst_addr"),
         _str(result.get("dst_name"), "dst_name", MAX_NAME_LEN),
         _str(result.get("src_addr"), "src_addr"), _str(result.get("from"), "from"),
     )
     append = batch.tables["traceroute_hops"].append
+    seen: set[int] = set()
     for raw_hop in hops:
         if not isinstance(raw_hop, dict):
             raise MalformedResult("bad_value", "a traceroute hop is not an object")
@@ -305,6 +377,9 @@ def _traceroute(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) 
             hop = 0  # the whole trace failed before hop 1 ("name resolution failed")
         elif type(hop) is not int or not 1 <= hop <= MAX_HOP:
             raise MalformedResult("out_of_range", f"hop={str(hop)[:20]} outside [1, {MAX_HOP}]")
+        if hop in seen:  # (hop, reply_index) is part of the row key: it would collapse
+            raise MalformedResult("duplicate_key", f"hop {hop} appears twice")
+        seen.add(hop)
         hop_error = "" if hop_error is None else _str(hop_error, "hop error", MAX_NAME_LEN)
         replies = raw_hop.get("result")
         if not replies:
@@ -313,6 +388,9 @@ def _traceroute(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) 
             continue
         if not isinstance(replies, list):
             raise MalformedResult("bad_value", f"hop {hop} 'result' is not a list")
+        if len(replies) > MAX_REPLY_INDEX + 1:
+            raise MalformedResult("out_of_range", f"hop {hop} has {len(replies)} replies; "
+                                                  f"reply_index holds {MAX_REPLY_INDEX + 1}")
         index = 0
         for reply in replies:
             if type(reply) is not dict:
@@ -324,21 +402,23 @@ def _traceroute(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) 
                 index += 1
                 continue
             if address is not None and (type(address) is not str or len(address) > 64):
+                if type(address) is not str:
+                    raise MalformedResult("bad_value", f"hop {hop} reply 'from' is not a string")
                 _str(address, "reply from")
             rtt = reply.get("rtt")
             if rtt is not None:
                 if type(rtt) is not float or not 0.0 <= rtt <= MAX_RTT_MS:
                     rtt = _rtt(rtt)
             size = reply.get("size")
-            if size is not None and (type(size) is not int or size < 0):
-                size = _opt_int(size, "size")
+            if size is not None and (type(size) is not int or not 0 <= size <= MAX_REPLY_SIZE):
+                size = _nullable_int(size, "size", MAX_REPLY_SIZE, batch)
             ttl = reply.get("ttl")
-            if ttl is not None and (type(ttl) is not int or not 0 <= ttl <= 65535):
-                ttl = _opt_int(ttl, "ttl", 65535)
+            if ttl is not None and (type(ttl) is not int or not 0 <= ttl <= MAX_TTL):
+                ttl = _opt_int(ttl, "ttl", MAX_TTL)
             plain = len(reply) == 4 and address is not None and rtt is not None and (
                 size is not None and ttl is not None
             )
-            details = _PLAIN_DETAILS if plain else _reply_details(reply, hop)
+            details = _PLAIN_DETAILS if plain else _reply_details(reply, batch)
             append(envelope + (hop, hop_error, index, address or "",
                                address is None and rtt is None, rtt, size, ttl) + details)
             index += 1
@@ -461,17 +541,24 @@ def _dns(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) -> None
             base["resolver"], query["qname"], query["qclass"], query["qtype"], query["rcode"],
             rt, error, query["nsid"],
         )
-        for record_index, (section, name, rtype, ttl, data) in enumerate(
-            records or [("", "", "", None, "")]
-        ):
+        records = records or [("", "", "", None, "")]
+        if len(records) > MAX_RECORD_INDEX + 1:
+            raise MalformedResult("out_of_range", f"DNS response {base['index']} has "
+                                  f"{len(records)} records; record_index holds "
+                                  f"{MAX_RECORD_INDEX + 1}")
+        for record_index, (section, name, rtype, ttl, data) in enumerate(records):
+            if ttl is not None and not (type(ttl) is int and 0 <= ttl <= MAX_RECORD_TTL):
+                batch.null("record_ttl", f"{str(ttl)[:30]} not in [0, {MAX_RECORD_TTL}]: nulled")
+                ttl = None
             append(head + (
-                section, record_index, name, rtype,
-                ttl if isinstance(ttl, int) and 0 <= ttl < 2**32 else None,
-                data[: MAX_NAME_LEN * 4],
+                section, record_index, name, rtype, ttl, data[: MAX_NAME_LEN * 4],
             ))
 
     resultset = result.get("resultset")
     if isinstance(resultset, list):
+        if len(resultset) > MAX_RESPONSE_INDEX + 1:
+            raise MalformedResult("out_of_range", f"DNS resultset of {len(resultset)} "
+                                  f"responses; response_index holds {MAX_RESPONSE_INDEX + 1}")
         for index, response in enumerate(resultset):
             if not isinstance(response, dict):
                 raise MalformedResult("bad_value", "a DNS resultset entry is not an object")
@@ -502,11 +589,12 @@ def _ping(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) -> Non
         "destination_name": _str(result.get("dst_name", result.get("name")), "dst_name",
                                  MAX_NAME_LEN),
         "source_address": _str(result.get("src_addr", result.get("from")), "src_addr"),
-        "packets_sent": _int(result.get("sent", 0), "sent", 0, 2**31),
-        "packets_received": _int(result.get("rcvd", 0), "rcvd", 0, 2**31),
-        "duplicates": _int(result.get("dup", 0) or 0, "dup", 0, 2**31),
+        "packets_sent": _int(result.get("sent", 0), "sent", 0, MAX_COUNT),
+        "packets_received": _int(result.get("rcvd", 0), "rcvd", 0, MAX_COUNT),
+        "duplicates": _int(result.get("dup", 0) or 0, "dup", 0, MAX_COUNT),
         "rtt_min_ms": rtt_or_none("min"), "rtt_avg_ms": rtt_or_none("avg"),
-        "rtt_max_ms": rtt_or_none("max"), "size": _opt_int(result.get("size"), "size"),
+        "rtt_max_ms": rtt_or_none("max"),
+        "size": _nullable_int(result.get("size"), "size", MAX_PING_SIZE, batch),
     }
     batch.tables["ping_results"].append(tuple(values[name] for name in PING_COLUMNS))
 
@@ -527,10 +615,12 @@ def _mda(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) -> None
         _str(result.get("dst_addr"), "dst_addr"),
         _str(result.get("dst_name"), "dst_name", MAX_NAME_LEN),
         _str(result.get("src_addr"), "src_addr"), float(confidence),
-        _int(result.get("probes_sent", 0), "probes_sent", 0, 2**31),
+        _int(result.get("probes_sent", 0), "probes_sent", 0, MAX_COUNT),
         bool(result.get("complete")),
     )
     append = batch.tables["mda_links"].append
+    if len(links) > MAX_LINK_INDEX + 1:
+        raise MalformedResult("out_of_range", f"{len(links)} MDA links")
     for index, link in enumerate(links):
         if not isinstance(link, dict):
             raise MalformedResult("bad_value", "an MDA link is not an object")
@@ -538,9 +628,9 @@ def _mda(result: dict[str, Any], batch: RowBatch, head: tuple[Any, ...]) -> None
         if not isinstance(flows, list):
             raise MalformedResult("bad_value", f"MDA link {index} has no flow_ids list")
         append(envelope + (
-            _int(link.get("ttl"), "ttl", 1, MAX_HOP - 1), index,
+            _int(link.get("ttl"), "ttl", 1, MAX_MDA_TTL), index,
             _str(link.get("from"), "link from"), _str(link.get("to"), "link to"),
-            [_int(f, "flow id", 0, 2**31) for f in flows],
+            [_int(f, "flow id", 0, MAX_FLOW_ID) for f in flows],
         ))
 
 
@@ -558,6 +648,7 @@ def normalize_into(
     """
     kind = result_type(result)
     mark = batch._mark()
+    batch.notes = []
     try:
         msm, prb, ts, firmware, vp = _envelope(result)
         _BY_TYPE[kind](result, batch, (source, msm, prb, ts, vp, firmware))
@@ -565,21 +656,24 @@ def normalize_into(
             result.get("dst_name") or result.get("dst_addr") or result.get("addr"),
             "destination", MAX_NAME_LEN,
         )
-        if payload is None:
-            text = orjson.dumps(result).decode()
-        elif isinstance(payload, bytes):
-            text = payload.decode("utf-8", "replace")
-        else:
-            text = payload
+        # bytes go into the String column as they are (no decoded copy: a 1 MB result
+        # would otherwise be held twice)
+        text: bytes | str = orjson.dumps(result) if payload is None else payload
+        notes = batch.notes
         batch.tables["raw_results"].append(
-            (source, msm, prb, ts, kind, destination, vp, firmware, text)
+            (source, msm, prb, ts, kind, destination, vp, firmware, text,
+             [f"{field}: {why}" for field, why in notes] if notes else [])
         )
+        for field, _ in notes:
+            batch.nulled[field] = batch.nulled.get(field, 0) + 1
     except MalformedResult:
         batch._rollback(mark)
         raise
     except (TypeError, AttributeError, KeyError, ValueError, OverflowError) as exc:
         batch._rollback(mark)
         raise MalformedResult("bad_value", f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+    table = RESULT_TABLE[kind]
+    batch.spans.append((table, mark[table], len(batch.tables[table])))
     batch.results += 1
     batch.counts[kind] += 1
     return kind

@@ -37,6 +37,13 @@ CONFIRM_REQUESTS = "grenswacht.confirm-requests.v1"
 ALL_TOPICS = (
     RESULTS, PROBE_TASKS, FINDINGS, ALERTS, DEAD_LETTERS, VANTAGE_POINTS, CONFIRM_REQUESTS
 )
+OUTPUT_TOPICS = (
+    FINDINGS, ALERTS, DEAD_LETTERS, PROBE_TASKS, VANTAGE_POINTS, CONFIRM_REQUESTS
+)
+"""Topics whose readers may not run in this process (dashboards, other services, a probe
+agent elsewhere, the scheduler's confirm job without an Atlas key): on the in-process memory
+bus nobody may ever read them, so while no group reads one it keeps only recent history.
+The results topic is not one of them: unread results are never dropped."""
 
 # Header names used on every topic (values are UTF-8 bytes).
 HEADER_SOURCE = "gw-source"  # "atlas" | "probe" | "file" | "scheduler" | "analysis"

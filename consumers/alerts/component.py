@@ -34,7 +34,8 @@ from consumers.storage import Storage
 from schemas import topics
 from schemas.alerts import Alert
 from schemas.bus import Bus, Message, next_offsets
-from schemas.errors import BusError, StorageError
+from schemas.errors import BusClosed, BusError, StorageError, StorageUnavailable
+from schemas.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -145,19 +146,20 @@ class AlertsComponent:
                 "utf-8", "replace")
             results.append((value, source))
         events = self.detect(results)
-        delay = 0.2
-        while True:
-            try:
-                self.persist(events)
-                break
-            except (StorageError, BusError) as exc:
-                if stop is not None and stop.is_set():
-                    log.error("alerts not stored (%s); not committed, will be replayed", exc)
-                    return
-                self.counters["retries"] += 1
-                log.warning("storing alerts failed (%s); retrying in %.1f s", exc, delay)
-                (stop or threading.Event()).wait(delay)
-                delay = min(delay * 2, self.settings.retry_max_s)
+
+        def retrying(error: BaseException, seconds: float, failures: int) -> None:
+            self.counters["retries"] += 1
+            log.warning("storing alerts failed (%s); retrying in %.1f s", error, seconds)
+
+        try:
+            RetryPolicy(initial_s=0.2, max_s=self.settings.retry_max_s).call(
+                lambda: self.persist(events), retry_on=(StorageUnavailable, BusError),
+                never=(BusClosed,), stop=stop, on_retry=retrying)
+        except (StorageError, BusError) as exc:
+            if stop is None or not stop.is_set():
+                raise
+            log.error("alerts not stored (%s); not committed, will be replayed", exc)
+            return
         self.bus.commit(next_offsets(messages))
         self.counters["batches"] += 1
 

@@ -12,6 +12,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from schemas.alerts import Alert
+from schemas.errors import InputError
+
+MIN_ID_PREFIX = 8
+"""Fewest characters of an alert id prefix that ``ack``/``show`` accept."""
+
+
+class AlertIdError(InputError):
+    """An alert id that is empty, too short a prefix, or the prefix of several alerts."""
 
 
 class _Storage(Protocol):
@@ -101,11 +109,25 @@ class AlertStore:
                                              "limit": limit}).as_dicts())
 
     def get_alert(self, alert_id: str) -> tuple[Alert, dict[str, Any] | None] | None:
+        """The alert with exactly this id, or the one whose id starts with it (a prefix of
+        at least :data:`MIN_ID_PREFIX` characters), with its acknowledgement; None when no
+        alert matches. An empty, too short or ambiguous prefix raises :class:`AlertIdError`."""
+        alert_id = alert_id.strip()
+        if not alert_id:
+            raise AlertIdError("an alert id is needed (an empty one would match every alert)")
         found = self.storage.query(
-            "SELECT alert FROM alerts FINAL WHERE alert_id = {id:String} "
-            "OR startsWith(alert_id, {id:String}) ORDER BY alert_id LIMIT 2",
-            {"id": alert_id}).rows
-        if len(found) != 1:
+            "SELECT alert FROM alerts FINAL WHERE alert_id = {id:String}", {"id": alert_id}).rows
+        if not found:
+            if len(alert_id) < MIN_ID_PREFIX:
+                raise AlertIdError(f"{alert_id!r} is no alert id; a prefix needs at least "
+                                   f"{MIN_ID_PREFIX} characters")
+            found = self.storage.query(
+                "SELECT alert FROM alerts FINAL WHERE startsWith(alert_id, {id:String}) "
+                "ORDER BY alert_id LIMIT 2", {"id": alert_id}).rows
+            if len(found) > 1:
+                raise AlertIdError(f"{alert_id!r} is the start of more than one alert id; "
+                                   "give more characters")
+        if not found:
             return None
         alert = Alert.from_json(found[0][0])
         acks = self.storage.query(

@@ -2,7 +2,8 @@
 
 :func:`store_findings` inserts one row per finding (``finding_id`` is stable, so a replayed
 window replaces its rows: ReplacingMergeTree, read with FINAL; the insert carries a
-deduplication token of the ids). :func:`publish_findings` puts each finding on
+deduplication token of their content: ids alone would drop a finding whose evidence
+changed as a duplicate of its earlier version). :func:`publish_findings` puts each finding on
 :data:`schemas.topics.FINDINGS`, keyed by application (else destination), and flushes.
 """
 
@@ -47,7 +48,8 @@ def store_findings(storage: _Storage, findings: Sequence[Finding],
         )
         for name, value in zip(COLUMNS, values, strict=True):
             columns[name].append(value)
-    token = hashlib.sha256("".join(f.finding_id for f in findings).encode()).hexdigest()
+    stored = [values[:-1] for values in zip(*columns.values(), strict=True)]  # not detected_at
+    token = hashlib.sha256(json.dumps(stored, sort_keys=True, default=str).encode()).hexdigest()
     return storage.insert("findings", columns, dedup_token=token)
 
 

@@ -69,7 +69,8 @@ def list_alerts(
 
 @alerts_app.command("show")
 def show(
-    alert_id: Annotated[str, typer.Argument(help="Alert id (a unique prefix is enough).")],
+    alert_id: Annotated[str, typer.Argument(
+        help="Alert id, or a unique prefix of at least 8 characters.")],
     storage: StorageOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
@@ -115,7 +116,8 @@ def show(
 
 @alerts_app.command("ack")
 def ack(
-    alert_id: Annotated[str, typer.Argument(help="Alert id (a unique prefix is enough).")],
+    alert_id: Annotated[str, typer.Argument(
+        help="Alert id, or a unique prefix of at least 8 characters.")],
     comment: Annotated[str, typer.Option("--comment", "-m", help="Why.")] = "",
     by: Annotated[str, typer.Option(help="Who (default: the login name).")] = "",
     storage: StorageOption = None,

@@ -52,13 +52,9 @@ def ingest(
         transport = open_bus(cfg.bus, **options)
     except GrenswachtError as exc:
         fail(f"cannot start the ingest consumer: {exc}")
-    consumer = IngestConsumer(
-        transport, store,
-        group=group or cfg.ingest.group,
-        batch_size=batch_size or cfg.ingest.batch_size,
-        flush_interval_s=cfg.ingest.flush_interval_s,
-        retry_max_s=cfg.ingest.retry_max_s,
-    )
+    chosen = cfg.ingest.consumer_options()
+    chosen.update({k: v for k, v in (("group", group), ("batch_size", batch_size)) if v})
+    consumer = IngestConsumer(transport, store, **chosen)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

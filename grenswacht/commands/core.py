@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +28,7 @@ from grenswacht.commands.common import (
     set_config,
     settings,
 )
-from grenswacht.files import expand_paths, file_size, read_results
+from grenswacht.files import ReadLimits, expand_paths, file_size, read_results
 from grenswacht.render import OutputFormat, print_rows
 from grenswacht.settings import Settings
 from grenswacht.store import RemoteStore
@@ -38,6 +39,10 @@ from schemas.redact import redact
 from schemas.store import Store
 
 CHUNK = 5000
+CHUNK_BYTES = 16 * 1024 * 1024
+"""Bytes of records queued on the command's bus before they are drained into the store."""
+REMOTE_CHUNK_BYTES = 8 * 1024 * 1024
+"""Bytes of records per upload to a running ``grenswacht run``."""
 DEAD_LETTER_HINT = 'why: grenswacht sql "SELECT origin, reason, detail FROM dead_letters"'
 
 
@@ -67,7 +72,7 @@ def ingest(
     stats: dict[str, Any]
     try:
         if isinstance(store, RemoteStore):
-            stats = _ingest_remote(store, files)
+            stats = _ingest_remote(store, files, cfg.ingest.read_limits())
         else:
             stats = _ingest_local(cfg, store, files).as_dict()
     except GrenswachtError as exc:
@@ -97,19 +102,21 @@ def _progress() -> Progress:
 
 
 def _ingest_local(cfg: Settings, store: Storage, files: list[Path]) -> IngestStats:
-    bus = open_bus(f"memory://cli-ingest-{id(store)}")
-    consumer = IngestConsumer(bus, store, group="cli-ingest", batch_size=cfg.ingest.batch_size,
-                              retry_max_s=cfg.ingest.retry_max_s)
+    bus = open_bus(f"memory://cli-ingest-{uuid.uuid4().hex}")  # a fresh bus per command
+    options = {**cfg.ingest.consumer_options(), "group": "cli-ingest"}
+    consumer = IngestConsumer(bus, store, **options)
+    limits = cfg.ingest.read_limits()
     with _progress() as progress:
         for path in files:
             task = progress.add_task(path.name, total=file_size(path))
-            pending = 0
-            for record in read_results(path):
+            pending = pending_bytes = 0
+            for record in read_results(path, limits):
                 bus.publish(topics.RESULTS, record.value, key=record.key, headers=record.headers)
                 pending += 1
-                if pending >= CHUNK:
+                pending_bytes += len(record.value)
+                if pending >= CHUNK or pending_bytes >= CHUNK_BYTES:  # memory stays bounded
                     consumer.drain(idle_timeout=0)
-                    pending = 0
+                    pending = pending_bytes = 0
                     progress.update(task, completed=record.position)
             consumer.drain(idle_timeout=0)
             progress.update(task, completed=file_size(path))
@@ -117,7 +124,7 @@ def _ingest_local(cfg: Settings, store: Storage, files: list[Path]) -> IngestSta
     return consumer.stats
 
 
-def _ingest_remote(store: RemoteStore, files: list[Path]) -> dict[str, Any]:
+def _ingest_remote(store: RemoteStore, files: list[Path], limits: ReadLimits) -> dict[str, Any]:
     err_console.print(f"grenswacht run is up at {store.url}: sending the results to it",
                       style="dim")
     before = _dead_letter_count(store)
@@ -127,11 +134,14 @@ def _ingest_remote(store: RemoteStore, files: list[Path]) -> dict[str, Any]:
         for path in files:
             task = progress.add_task(path.name, total=file_size(path))
             chunk = []
-            for record in read_results(path):
+            chunk_bytes = 0
+            for record in read_results(path, limits):
                 chunk.append((record.value, record.key, record.headers))
-                if len(chunk) >= 1000:
+                chunk_bytes += len(record.value)
+                if len(chunk) >= 1000 or chunk_bytes >= REMOTE_CHUNK_BYTES:
                     sent += store.client.ingest(chunk)
                     chunk = []
+                    chunk_bytes = 0
                     progress.update(task, completed=record.position)
             if chunk:
                 sent += store.client.ingest(chunk)
@@ -219,8 +229,18 @@ def run(
                       "`Authorization: Bearer <token>`; docs/security.md)", highlight=False)
     if preload:
         files = expand_paths(preload)
+        limits = cfg.ingest.read_limits()
         for path in files:
-            app.ingest([(r.value, r.key, list(r.headers)) for r in read_results(path)])
+            chunk: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]] = []
+            size = 0
+            for r in read_results(path, limits):
+                chunk.append((r.value, r.key, list(r.headers)))
+                size += len(r.value)
+                if len(chunk) >= CHUNK or size >= CHUNK_BYTES:
+                    app.ingest(chunk)
+                    chunk, size = [], 0
+            if chunk:
+                app.ingest(chunk)
         console.print(f"queued {len(files)} file(s) for ingest")
     console.print("press Ctrl-C to stop")
     stop.wait()

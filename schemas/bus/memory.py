@@ -5,6 +5,15 @@ Every :class:`MemoryBus` opened with the same ``NAME`` in one process shares one
 partition assignment across the members of a group (rebalanced when members join or
 leave, with ``on_revoke`` called first, as Kafka does). Nothing survives the process; the
 embedded mode relies on ClickHouse for durability and re-reads its inputs after a crash.
+
+Retention (memory stays bounded however long the process runs): a message is kept until
+every group that subscribed to its topic has committed past it, and then for as long as the
+committed messages of its partition stay within :data:`RETAIN_COMMITTED_BYTES` (so a group
+that subscribes a little later still sees recent history). An output topic
+(:data:`schemas.topics.OUTPUT_TOPICS`: findings, alerts, dead letters, requests) that no group
+subscribed to keeps that many bytes per partition; any other topic keeps every message
+until a group has read and committed it. A group whose committed offset is older than the
+oldest kept message starts at the oldest kept one.
 """
 
 from __future__ import annotations
@@ -17,9 +26,11 @@ from dataclasses import dataclass, field
 
 from schemas.bus.base import Bus, Message, RevokeCallback, Subscription, TopicPartition
 from schemas.errors import BusClosed, BusError
-from schemas.topics import MAX_MESSAGE_BYTES
+from schemas.topics import MAX_MESSAGE_BYTES, OUTPUT_TOPICS
 
 DEFAULT_PARTITIONS = 3
+RETAIN_COMMITTED_BYTES = 8 * 1024 * 1024
+"""Bytes of already committed messages kept per partition."""
 
 
 @dataclass
@@ -35,6 +46,9 @@ class MemoryBroker:
     def __init__(self, partitions: int = DEFAULT_PARTITIONS) -> None:
         self.default_partitions = partitions
         self._logs: dict[str, list[list[Message]]] = {}
+        self._base: dict[str, list[int]] = {}  # offset of each partition's first kept message
+        self._readers: dict[str, set[str]] = {}  # groups that subscribed to each topic
+        self._bytes: dict[str, list[int]] = {}  # bytes kept per partition
         self._groups: dict[str, _Group] = {}
         self.lock = threading.Condition()
 
@@ -43,6 +57,8 @@ class MemoryBroker:
             if topic not in self._logs:
                 count = partitions or self.default_partitions
                 self._logs[topic] = [[] for _ in range(count)]
+                self._base[topic] = [0] * count
+                self._bytes[topic] = [0] * count
 
     def partitions_for(self, topic: str) -> int:
         self.create_topic(topic)
@@ -59,8 +75,15 @@ class MemoryBroker:
             else:
                 index = zlib.crc32(key) % len(parts)
             log = parts[index]
-            message = Message(topic, index, len(log), key, value, headers, int(time.time() * 1000))
+            offset = self._base[topic][index] + len(log)
+            message = Message(topic, index, offset, key, value, headers, int(time.time() * 1000))
             log.append(message)
+            self._bytes[topic][index] += len(value)
+            if (topic in OUTPUT_TOPICS and not self._readers.get(topic)
+                    and self._bytes[topic][index] > RETAIN_COMMITTED_BYTES):
+                # nobody reads it (yet): keep only recent history (half, so not every append
+                # trims again)
+                self.trim(topic, keep=RETAIN_COMMITTED_BYTES // 2)
             self.lock.notify_all()
             return message
 
@@ -68,12 +91,44 @@ class MemoryBroker:
         log = self._logs.get(tp.topic)
         if log is None or tp.partition >= len(log):
             return []
-        return log[tp.partition][offset : offset + limit]
+        start = max(offset - self._base[tp.topic][tp.partition], 0)
+        return log[tp.partition][start : start + limit]
 
     def end_offset(self, tp: TopicPartition) -> int:
         with self.lock:
             log = self._logs.get(tp.topic)
-            return 0 if log is None else len(log[tp.partition])
+            if log is None:
+                return 0
+            return self._base[tp.topic][tp.partition] + len(log[tp.partition])
+
+    def subscribed(self, topic: str, group: str) -> None:
+        with self.lock:
+            self._readers.setdefault(topic, set()).add(group)
+
+    def trim(self, topic: str, keep: int = RETAIN_COMMITTED_BYTES) -> None:
+        """Forget messages every subscribed group has committed, beyond ``keep`` bytes of
+        them per partition."""
+        with self.lock:
+            readers = self._readers.get(topic)
+            if topic not in self._logs or (not readers and topic not in OUTPUT_TOPICS):
+                return
+            for index, log in enumerate(self._logs[topic]):
+                tp = TopicPartition(topic, index)
+                base = self._base[topic][index]
+                floor = (min(self.group(g).committed.get(tp, 0) for g in readers) if readers
+                         else base + len(log))
+                done = min(floor - base, len(log))
+                if done <= 0:
+                    continue
+                kept = 0
+                cut = done
+                while cut > 0 and kept + len(log[cut - 1].value) <= keep:
+                    cut -= 1
+                    kept += len(log[cut].value)
+                if cut > 0:
+                    self._bytes[topic][index] -= sum(len(m.value) for m in log[:cut])
+                    del log[:cut]
+                    self._base[topic][index] = base + cut
 
     def group(self, name: str) -> _Group:
         return self._groups.setdefault(name, _Group())
@@ -88,7 +143,8 @@ class MemoryBroker:
             self.create_topic(topic)
             total = 0
             for index, log in enumerate(self._logs[topic]):
-                total += len(log) - self.group(group).committed.get(TopicPartition(topic, index), 0)
+                end = self._base[topic][index] + len(log)
+                total += end - self.group(group).committed.get(TopicPartition(topic, index), 0)
             return total
 
 
@@ -139,6 +195,7 @@ class MemoryBus(Bus):
         with self.broker.lock:
             for topic in topics:
                 self.broker.create_topic(topic)
+                self.broker.subscribed(topic, group)
             self._subscription = Subscription(tuple(topics), group, on_revoke)
             state = self.broker.group(group)
             state.members.append(self)
@@ -222,6 +279,8 @@ class MemoryBus(Bus):
             for tp, offset in offsets.items():
                 if offset > committed.get(tp, 0):
                     committed[tp] = offset
+            for topic in {tp.topic for tp in offsets}:
+                self.broker.trim(topic)
 
     def seek_to_committed(self) -> None:
         sub = self._subscription

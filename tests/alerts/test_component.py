@@ -179,3 +179,32 @@ def test_cli_lists_shows_and_acknowledges(storage: Storage, bus_url: str,
                                                     "--storage", chdb_dsn, "-f", "json"]).output)
     assert document["acknowledged"]["by"] == "officer"
     assert document["evidence"][0]["result"]["measurement_id"] == 1033154
+
+
+def test_ack_needs_an_exact_id_or_a_unique_prefix_of_8(
+        storage: Storage, bus_url: str, webhook_receiver: Receiver, component_factory: Any,
+        chdb_dsn: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from consumers.alerts.store import AlertIdError, AlertStore
+
+    publish(bus_url, replay.detour_sequence()[:60])
+    drain(component_factory(settings_for(webhook_receiver)))
+    store = AlertStore(storage)
+    (alert,) = store.firing()
+    for bad in ("", "   ", alert.alert_id[:7]):
+        with pytest.raises(AlertIdError):
+            store.get_alert(bad)
+    found = store.get_alert(alert.alert_id[:8])
+    assert found is not None and found[0].alert_id == alert.alert_id
+    twin = Alert.model_validate({**alert.model_dump(), "alert_id": alert.alert_id[:8] + "f" * 12})
+    store.save_alerts([twin])
+    with pytest.raises(AlertIdError, match="more than one"):
+        store.get_alert(alert.alert_id[:8])
+    exact = store.get_alert(alert.alert_id)  # an exact id is never ambiguous
+    assert exact is not None and exact[0].alert_id == alert.alert_id
+    monkeypatch.setenv("GRENSWACHT_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    for bad in ("", alert.alert_id[:8]):
+        refused = runner.invoke(cli_app, ["alerts", "ack", bad, "--storage", chdb_dsn])
+        assert refused.exit_code != 0
+        assert "alert id" in refused.output
+    assert storage.query("SELECT count() FROM alert_acks").rows == [(0,)]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+import pytest
+
 from consumers.analysis import AnalysisLoop
 from consumers.enrich import JurisdictionSettings, open_enricher
 from consumers.ingest import IngestConsumer
@@ -99,3 +102,49 @@ def test_only_proven_anycast_changes_the_verdict_class(storage: Storage) -> None
     loop.process_settled(100.0)
     assert storage.query("SELECT count() FROM path_verdicts FINAL WHERE verdict = 'anycast'"
                          ).rows == [(0,)]
+
+
+def test_a_failing_window_is_recorded_skipped_retried_with_backoff_then_given_up(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import consumers.analysis as analysis
+
+    name = "t-analysis-fail"
+    published = _publish(name, WIKIPEDIA)
+    year_9999 = orjson.loads(WIKIPEDIA.read_bytes().splitlines()[0])
+    year_9999["timestamp"] = 253_402_300_799  # 9999-12-31: no table holds it
+    producer = open_bus(f"memory://{name}")
+    producer.publish(topics.RESULTS, orjson.dumps(year_9999), headers=[("gw-source", b"t")])
+    IngestConsumer(open_bus(f"memory://{name}"), storage, group="ingest").drain(idle_timeout=0)
+    calls: list[int] = []
+
+    def broken(*args: object) -> dict[str, object]:
+        calls.append(1)
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setitem(analysis.WINDOW_STEPS, "graph", broken)
+    loop = _loop(storage, name)
+    assert loop.poll_once(timeout=0.1, now=0.0) == published + 1
+    windows = {w for w in loop._pending if w >= 0}
+    now = 10.0
+    loop.process_settled(now)  # settled: every window fails once
+    assert len(calls) == len(windows)
+    failing = loop.stats.failing_windows(now)
+    assert {f["attempts"] for f in failing} == {1}
+    assert all("OverflowError" in f["error"] and not f["gave_up"] for f in failing)
+    # polling again right away does not retry (no hot loop): the backoff holds
+    for _ in range(50):
+        loop.process_settled(now + 1.0)
+    assert len(calls) == len(windows)
+    delays = []
+    for attempt in range(2, analysis.MAX_WINDOW_ATTEMPTS + 1):
+        due = min(f["next_at"] for f in loop.stats.failing.values())
+        delays.append(due - now)
+        now = due
+        loop.process_settled(now)
+        assert len(calls) == len(windows) * attempt
+    assert delays == sorted(delays) and delays[-1] > delays[0]  # backoff grows
+    assert all(f["gave_up"] for f in loop.stats.failing_windows(now))
+    assert not [w for w in loop._pending if w >= 0]  # given up: committed past
+    loop.process_settled(now + 10_000)
+    assert len(calls) == len(windows) * analysis.MAX_WINDOW_ATTEMPTS

@@ -81,10 +81,12 @@ def _env() -> dict[str, str]:
     return env
 
 
-def start_consumer(url: str, dsn: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start_consumer(url: str, dsn: str, log: Path, *extra: str,
+                   verbose: bool = False) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [*GRENSWACHT, "consume", "ingest", "--bus", url, "--storage", dsn,
+            [*GRENSWACHT, *(["-vv"] if verbose else []), "consume", "ingest", "--bus", url,
+             "--storage", dsn,
              "--group", GROUP, "--batch-size", "500", *extra],
             stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=_env(),
         )
@@ -156,13 +158,16 @@ def test_kill_9_the_ingest_consumer_five_times(
     rng = random.Random(20260)  # noqa: S311 - kill timing only
     kills = []
     for _ in range(5):
-        consumer = start_consumer(url, dsn, log)
-        before = committed(url)
-        deadline = time.monotonic() + 90
-        while committed(url) <= max(before, 0) and time.monotonic() < deadline:
+        # a condition, not a time: kill right after the k-th insert of reply rows of this
+        # member (k >= 2: its first batch is committed), before their raw_results rows
+        start = log.stat().st_size if log.exists() else 0
+        target = rng.randint(2, 5)
+        consumer = start_consumer(url, dsn, log, verbose=True)
+        deadline = time.monotonic() + 180
+        while log.read_bytes()[start:].count(b"rows into traceroute_hops") < target:
             assert consumer.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.1)
-        time.sleep(rng.uniform(0.1, 0.6))  # somewhere inside the next batch
+            assert time.monotonic() < deadline, "the consumer made no progress"
+            time.sleep(0.02)
         consumer.send_signal(signal.SIGKILL)
         consumer.wait(30)
         kills.append(committed(url))

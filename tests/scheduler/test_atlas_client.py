@@ -125,7 +125,8 @@ def test_http_date_retry_after(fake_atlas: FakeAtlas, client, sleeps: Sleeps) ->
     fake_atlas.state.fail_next(502, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")
     fake_atlas.state.add_recorded(1071935)
     assert client.results(1071935) == []
-    assert sleeps == [0.0]  # a date in the past: retry now
+    # a date in the past asks for no wait: the policy's first backoff (schemas/retry.py)
+    assert sleeps == [1.0]
 
 
 def test_invalid_key_is_one_clear_error(atlas_settings: AtlasSettings, fake_atlas) -> None:

@@ -17,8 +17,9 @@ from typing import Any
 import orjson
 import requests
 
-from consumers.alerts.deliver.base import DeliveryError, retry_after_header
+from consumers.alerts.deliver.base import DeliveryError
 from schemas.alerts import RESOLVED, Alert
+from schemas.retry import parse_retry_after
 
 ALERTNAME = "GrenswachtJurisdictionChange"
 
@@ -80,4 +81,4 @@ class AlertmanagerChannel:
         if not 200 <= response.status_code < 300:
             raise DeliveryError(
                 f"alertmanager {self.url}: HTTP {response.status_code} {response.text[:200]}",
-                retry_after_header(response.headers.get("Retry-After")))
+                parse_retry_after(response.headers.get("Retry-After")))

@@ -27,10 +27,3 @@ class Channel(Protocol):
         """Deliver one alert version; return only when the receiver accepted it."""
 
 
-def retry_after_header(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None

@@ -25,6 +25,7 @@ from consumers.alerts.settings import AlertSettings
 from consumers.alerts.store import AlertStore
 from consumers.metrics import ALERTS_DELIVERED, ALERTS_FAILED
 from schemas.errors import StorageError
+from schemas.retry import RetryPolicy, retry_after_of
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +67,15 @@ class Dispatcher:
                  resend_s: float = 60.0) -> None:
         self.store = store
         self.channels = dict(channels)
-        self.retry_initial_s = retry_initial_s
-        self.retry_max_s = retry_max_s
+        self.retry = RetryPolicy(initial_s=retry_initial_s, max_s=retry_max_s)
         self.resend_s = resend_s
         self.stats = DispatchStats()
         self._last_refresh = time.monotonic()
 
-    def backoff(self, attempts: int) -> float:
-        """Wait after the ``attempts``-th failure: initial x 2^(attempts-1), capped."""
-        return float(min(self.retry_initial_s * 2.0 ** max(attempts - 1, 0), self.retry_max_s))
+    def backoff(self, attempts: int, retry_after: float = 0.0) -> float:
+        """Wait after the ``attempts``-th failure (the one retry policy, schemas/retry.py):
+        initial x 2^(attempts-1), at least the receiver's Retry-After, capped."""
+        return self.retry.delay(attempts, retry_after)
 
     def dispatch(self, now: dt.datetime | None = None) -> int:
         """One pass over the outbox; returns deliveries made. Versions of one alert go out
@@ -98,7 +99,7 @@ class Dispatcher:
             try:
                 channel.send(delivery.alert)
             except DeliveryError as exc:
-                wait = max(self.backoff(delivery.attempts + 1), exc.retry_after or 0.0)
+                wait = self.backoff(delivery.attempts + 1, retry_after_of(exc))
                 self.stats.failed_attempts += 1
                 ALERTS_FAILED.labels(delivery.channel).inc()
                 self.stats.last_error = str(exc)

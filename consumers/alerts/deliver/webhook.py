@@ -23,8 +23,9 @@ import time
 import orjson
 import requests
 
-from consumers.alerts.deliver.base import DeliveryError, retry_after_header
+from consumers.alerts.deliver.base import DeliveryError
 from schemas.alerts import Alert
+from schemas.retry import parse_retry_after
 
 SIGNATURE_HEADER = "X-Grenswacht-Signature"
 TIMESTAMP_HEADER = "X-Grenswacht-Timestamp"
@@ -79,4 +80,4 @@ class WebhookChannel:
         if not 200 <= response.status_code < 300:
             raise DeliveryError(
                 f"webhook {self.url}: HTTP {response.status_code} {response.text[:200]}",
-                retry_after_header(response.headers.get("Retry-After")))
+                parse_retry_after(response.headers.get("Retry-After")))

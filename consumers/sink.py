@@ -1,0 +1,353 @@
+"""The ClickHouse sink of the ingest consumer: buffer, then :meth:`ResultSink.flush`, the only
+write. Nothing lost, nothing doubled:
+
+* **Deduplication from content.** Every insert carries a token derived from what it stores:
+  the (source, payload) of each result in it and :data:`schemas.normalize.ROWS_VERSION`
+  (dead letters: origin, reason and payload hash). Never from bus offsets, which start at 0
+  in every process: a later batch that merely sits at the same offsets is a different
+  batch. A replayed batch (crash, retry, rebalance) has the same token and is ignored;
+  ReplacingMergeTree natural keys catch replays that were cut differently (read FINAL).
+* **Order.** Child rows (traceroute_hops, dns_answers, ping_results, mda_links) first, then
+  the dead letters, then ``raw_results``: a result's raw row is written only after its rows
+  were acknowledged, so it marks the result complete. Offsets are committed after that.
+* **Isolation.** The normaliser refuses values that do not fit their columns
+  (:mod:`schemas.column_limits`), so inserts should not fail on data; if one still does
+  for a reason that is not backpressure, the insert is split in halves until the failing
+  result(s) are found (a bisection: a few inserts per bad result). Those become dead
+  letters (reason ``insert_rejected``, with ClickHouse's error), the rest is stored, the
+  batch is committed. Should every result of a table fail alone for an unknown reason, the
+  store is in trouble, not the data: that is raised as backpressure.
+* **Backpressure** (:class:`~schemas.errors.StorageUnavailable`: storage down, disk full,
+  out of memory, too many parts) is raised to the caller, which retries the whole flush
+  with backoff (inserts that went through are deduplicated by their tokens).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from consumers.metrics import DEAD_LETTERS, FLUSH_SECONDS, RESULTS_INGESTED, VALUES_NULLED
+from consumers.storage import Storage
+from schemas import topics
+from schemas.bus import Bus, Message, TopicPartition, next_offsets
+from schemas.errors import QueryError, ResultError, RowsRejected, StorageUnavailable
+from schemas.normalize import RESULT_TABLE, ROWS_VERSION, TABLE_COLUMNS, RowBatch, normalize_into
+
+log = logging.getLogger(__name__)
+
+HEADER_DEAD_LETTER = "gw-dead-letter"
+"""A producer that already knows a record is bad (an oversized line, a truncated file) sends
+it with this header (value: reason) and the ingest consumer stores it as a dead letter."""
+HEADER_DETAIL = "gw-detail"
+HEADER_PAYLOAD_SIZE = "gw-payload-size"
+HEADER_PAYLOAD_SHA256 = "gw-payload-sha256"
+"""With an oversized line: the sha256 of the whole line, computed while it was read."""
+MAX_DEAD_LETTER_PAYLOAD = 1_000_000
+"""Bytes of a bad input kept in ``dead_letters.payload`` (the size and hash are of all)."""
+TOPIC_DEAD_LETTER_PAYLOAD = 64 * 1024
+"""Characters of the payload in a dead-letter *topic* record, so that the record, JSON
+escapes included, always fits a message (:data:`schemas.topics.MAX_MESSAGE_BYTES`)."""
+CHILD_TABLES = tuple(table for table in TABLE_COLUMNS if table != "raw_results")
+DEAD_LETTER_COLUMNS = (
+    "source", "origin", "topic", "partition", "offset", "reason", "detail", "payload_size",
+    "payload_sha256", "payload",
+)
+_REASON = DEAD_LETTER_COLUMNS.index("reason")
+_RAW_SOURCE = TABLE_COLUMNS["raw_results"].index("source")
+_RAW_TYPE = TABLE_COLUMNS["raw_results"].index("result_type")
+_VERSION = f"rows-v{ROWS_VERSION}".encode()
+
+
+@dataclass
+class IngestStats:
+    results: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLE_COLUMNS, 0))
+    dead_letters: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    nulled: dict[str, int] = field(default_factory=dict)
+    flushes: int = 0
+    retries: int = 0
+    waiting: dict[str, Any] | None = None
+    """While a flush waits for storage: since (epoch s), reason, retry_in_s, failures."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "results": self.results,
+            "traceroute_hops": self.rows["traceroute_hops"],
+            "dns_answers": self.rows["dns_answers"],
+            "ping_results": self.rows["ping_results"],
+            "dead_letters": self.dead_letters,
+            "dead_letter_reasons": dict(self.dead_letter_reasons),
+            "values_nulled": dict(self.nulled),
+            "flushes": self.flushes,
+            "retries": self.retries,
+            "waiting": dict(self.waiting) if self.waiting else None,
+        }
+
+
+def _header(message: Message, name: str) -> str:
+    value = message.header(name)
+    return value.decode("utf-8", "replace") if value is not None else ""
+
+
+def dead_letter_row(
+    message: Message, source: str, reason: str, detail: str, size: int | None = None,
+    sha256: str = "",
+) -> tuple[Any, ...]:
+    """A ``dead_letters`` row (:data:`DEAD_LETTER_COLUMNS`) for ``message``. ``size`` and
+    ``sha256`` are of the whole input when the message carries only its first bytes."""
+    if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        sha256 = hashlib.sha256(message.value).hexdigest()
+    return (
+        source, _header(message, topics.HEADER_ORIGIN), message.topic, message.partition,
+        message.offset, reason, detail[:2000],
+        size if size is not None else len(message.value), sha256,
+        message.value[:MAX_DEAD_LETTER_PAYLOAD].decode("utf-8", "replace"),
+    )
+
+
+def content_token(parts: Iterable[bytes]) -> str:
+    """A deduplication token of an insert: the hash of what it stores (length-prefixed,
+    so no two different sequences of parts hash alike)."""
+    digest = hashlib.sha256(_VERSION)
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()[:32]
+
+
+class ResultSink:
+    """Buffers normalised rows and dead letters; :meth:`flush` writes them."""
+
+    def __init__(self, storage: Storage, bus: Bus | None = None) -> None:
+        self.storage = storage
+        self.bus = bus
+        self.batch = RowBatch()
+        self.dead: list[tuple[Any, ...]] = []
+        self.messages: list[Message] = []
+        self.results: list[tuple[Message, str]] = []
+        """(message, source) of every normalised result, in the batch's order."""
+        self.bytes = 0
+        self.stats = IngestStats()
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def add(self, message: Message) -> None:
+        """Normalise one message into the buffer, or buffer it as a dead letter."""
+        self.messages.append(message)
+        self.bytes += len(message.value)
+        source = _header(message, topics.HEADER_SOURCE) or "unknown"
+        marked = message.header(HEADER_DEAD_LETTER)
+        if marked is not None:
+            size = _header(message, HEADER_PAYLOAD_SIZE)
+            self._dead(message, source, marked.decode("utf-8", "replace"),
+                       _header(message, HEADER_DETAIL),
+                       int(size) if size.isascii() and size.isdigit() else None,
+                       _header(message, HEADER_PAYLOAD_SHA256))
+            return
+        if len(message.value) > topics.MAX_MESSAGE_BYTES:
+            self._dead(message, source, "oversized",
+                       f"{len(message.value)} bytes > {topics.MAX_MESSAGE_BYTES}")
+            return
+        try:
+            result = orjson.loads(message.value)
+        except orjson.JSONDecodeError as exc:
+            self._dead(message, source, "invalid_json", str(exc)[:300])
+            return
+        try:
+            normalize_into(result, self.batch, source=source, payload=message.value)
+        except ResultError as exc:
+            self._dead(message, source, exc.reason, exc.detail)
+            return
+        except Exception as exc:  # noqa: BLE001 - one record never stops the consumer
+            log.exception("normalising %s failed unexpectedly", _header(message,
+                                                                         topics.HEADER_ORIGIN))
+            self._dead(message, source, "normalize_failed", f"{type(exc).__name__}: {exc}")
+            return
+        self.results.append((message, source))
+
+    def dead_letter(self, message: Message, source: str, reason: str, detail: str) -> None:
+        """Buffer ``message`` as a dead letter (for consumers of other topics that share
+        this sink's dead-letter writing, e.g. consumers/vantage_points.py)."""
+        self.messages.append(message)
+        self.bytes += len(message.value)
+        self._dead(message, source, reason, detail)
+
+    def _dead(
+        self, message: Message, source: str, reason: str, detail: str,
+        size: int | None = None, sha256: str = "",
+    ) -> None:
+        self.dead.append(dead_letter_row(message, source, reason, detail, size, sha256))
+
+    def discard(self) -> None:
+        """Forget the buffer without writing it (its offsets were not committed)."""
+        self.batch.clear()
+        self.dead.clear()
+        self.messages.clear()
+        self.results.clear()
+        self.bytes = 0
+
+    # -- writing ----------------------------------------------------------------------
+    def _token(self, indices: Iterable[int]) -> str:
+        results = self.results
+        return content_token(
+            part for i in indices
+            for part in (results[i][1].encode(), results[i][0].value))
+
+    def _rows(self, table: str, indices: Sequence[int]) -> list[tuple[Any, ...]]:
+        rows = self.batch.tables[table]
+        if table == "raw_results":
+            return [rows[i] for i in indices]
+        spans = self.batch.spans
+        return [row for i in indices for row in rows[spans[i][1]:spans[i][2]]]
+
+    def _insert(self, table: str, rows: Sequence[tuple[Any, ...]], token: str) -> None:
+        names = DEAD_LETTER_COLUMNS if table == "dead_letters" else TABLE_COLUMNS[table]
+        columns = dict(zip(names, zip(*rows, strict=True), strict=True))
+        with FLUSH_SECONDS.labels(table).time():
+            self.storage.insert(table, columns, dedup_token=token)
+        log.debug("inserted %d rows into %s (token %s)", len(rows), table, token)
+
+    def _write(self, table: str, indices: list[int], whole: bool) -> dict[int, str]:
+        """Insert the rows of ``indices`` into ``table``; return the results that ClickHouse
+        refused (index -> error). Backpressure propagates."""
+        try:
+            if whole:  # the fast path: the batch's own columns, one insert
+                self._insert(table, self.batch.tables[table], self._token(indices))
+            else:
+                self._insert(table, self._rows(table, indices), self._token(indices))
+            return {}
+        except StorageUnavailable:
+            raise
+        except QueryError as exc:
+            bad = self._bisect(table, indices, exc)
+            if len(bad) == len(indices) > 1 and not isinstance(exc, RowsRejected):
+                raise StorageUnavailable(
+                    f"every result's rows fail alone in {table}, so the store is at fault, "
+                    f"not the data: {exc}", retry_after=5.0) from exc
+            return bad
+
+    def _bisect(self, table: str, indices: list[int], error: QueryError) -> dict[int, str]:
+        if len(indices) == 1:
+            return {indices[0]: str(error)}
+        bad: dict[int, str] = {}
+        middle = len(indices) // 2
+        for part in (indices[:middle], indices[middle:]):
+            try:
+                self._insert(table, self._rows(table, part), self._token(part))
+            except StorageUnavailable:
+                raise
+            except QueryError as exc:
+                bad.update(self._bisect(table, part, exc))
+        return bad
+
+    def _write_dead(self, rows: list[tuple[Any, ...]]) -> None:
+        token = content_token(
+            f"{row[1]}\0{row[_REASON]}\0{row[8]}".encode() for row in rows)
+        try:
+            self._insert("dead_letters", rows, token)
+        except StorageUnavailable:
+            raise
+        except QueryError as exc:
+            if len(rows) > 1:
+                middle = len(rows) // 2
+                self._write_dead(rows[:middle])
+                self._write_dead(rows[middle:])
+                return
+            stripped = rows[0][:-1] + ("",)  # the payload alone may be what fails
+            try:
+                self._insert("dead_letters", [stripped], token)
+            except StorageUnavailable:
+                raise
+            except QueryError:
+                log.error("dead letter from %s cannot be stored: %s", rows[0][1], exc)
+
+    def flush(self) -> dict[TopicPartition, int]:
+        """Write everything buffered; return the offsets that may now be committed.
+        On backpressure the buffer is kept, so the caller can retry the same flush."""
+        if not self.messages:
+            return {}
+        batch = self.batch
+        every = range(len(self.results))
+        rejected: dict[int, str] = {}
+        for table in CHILD_TABLES:
+            if batch.rows(table):
+                mine = [i for i in every if batch.spans[i][0] == table]
+                rejected.update(self._write(table, mine, whole=True))
+        stored = [i for i in every if i not in rejected]
+        dead = self.dead + self._rejected_rows(rejected)
+        if dead:
+            self._write_dead(dead)
+            self._publish_dead(dead)
+        if stored:
+            refused = self._write("raw_results", stored, whole=not rejected)
+            if refused:  # not expected (every raw column is checked); kept all the same
+                extra = self._rejected_rows(refused)
+                self._write_dead(extra)
+                dead += extra
+                rejected.update(refused)
+                stored = [i for i in stored if i not in refused]
+        offsets = next_offsets(self.messages)
+        self._count(stored, rejected, dead)
+        self.discard()
+        return offsets
+
+    def _rejected_rows(self, rejected: dict[int, str]) -> list[tuple[Any, ...]]:
+        rows = []
+        for i, error in sorted(rejected.items()):
+            message, source = self.results[i]
+            rows.append(dead_letter_row(message, source, "insert_rejected", error))
+        return rows
+
+    def _publish_dead(self, dead: list[tuple[Any, ...]]) -> None:
+        if self.bus is None:
+            return
+        for row in dead:
+            record = dict(zip(DEAD_LETTER_COLUMNS, row, strict=True))
+            payload = record["payload"]
+            if len(payload) > TOPIC_DEAD_LETTER_PAYLOAD:
+                record["payload"] = payload[:TOPIC_DEAD_LETTER_PAYLOAD]
+                record["payload_truncated"] = True
+            self.bus.publish(topics.DEAD_LETTERS, orjson.dumps(record),
+                             key=str(record["topic"]).encode())
+        self.bus.flush()
+
+    def _count(self, stored: list[int], rejected: dict[int, str],
+               dead: list[tuple[Any, ...]]) -> None:
+        batch, stats = self.batch, self.stats
+        raw = batch.tables["raw_results"]
+        for (source, kind), count in Counter(
+            (raw[i][_RAW_SOURCE], raw[i][_RAW_TYPE]) for i in stored
+        ).items():
+            RESULTS_INGESTED.labels(source, kind).inc(count)
+        stats.results += len(stored)
+        stats.rows["raw_results"] += len(stored)
+        for table in CHILD_TABLES:
+            stats.rows[table] += batch.rows(table)
+        for i in rejected:
+            table, start, end = batch.spans[i]
+            stats.rows[table] -= end - start
+        for name, count in batch.nulled.items():
+            VALUES_NULLED.labels(name).inc(count)
+            stats.nulled[name] = stats.nulled.get(name, 0) + count
+        for row in dead:
+            DEAD_LETTERS.labels(row[_REASON]).inc()
+            reasons = stats.dead_letter_reasons
+            reasons[row[_REASON]] = reasons.get(row[_REASON], 0) + 1
+        stats.dead_letters += len(dead)
+        stats.flushes += 1
+
+
+__all__ = [
+    "CHILD_TABLES", "DEAD_LETTER_COLUMNS", "HEADER_DEAD_LETTER", "HEADER_DETAIL",
+    "HEADER_PAYLOAD_SHA256", "HEADER_PAYLOAD_SIZE", "MAX_DEAD_LETTER_PAYLOAD", "RESULT_TABLE",
+    "IngestStats", "ResultSink", "content_token", "dead_letter_row",
+]

@@ -1,0 +1,34 @@
+"""``ROWS_VERSION`` is part of every insert deduplication token: when the rows made of a
+payload change, it must change too, or a replay of fixed rows would be dropped as a
+duplicate of the old ones. This test holds the digest of the fixtures' rows per version:
+if it fails, bump ``schemas.normalize.ROWS_VERSION`` and record the new digest here."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import orjson
+
+from schemas.errors import ResultError
+from schemas.normalize import ROWS_VERSION, RowBatch, normalize_into
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "atlas"
+DIGESTS = {2: "0e4b14e042f9bd4c33ce936c916546c06013483d67377babf453b37388d00c8d"}
+
+
+def rows_digest() -> str:
+    batch = RowBatch()
+    for path in sorted(FIXTURES.glob("*/*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            try:
+                normalize_into(orjson.loads(line), batch, source="file", payload=line)
+            except (ResultError, orjson.JSONDecodeError):
+                continue
+    stored_as = orjson.dumps(batch.tables, default=lambda raw: raw.decode())  # bytes: as text
+    return hashlib.sha256(stored_as).hexdigest()
+
+
+def test_rows_version_names_the_rows_it_makes() -> None:
+    assert DIGESTS.get(ROWS_VERSION) == rows_digest(), (
+        "the rows changed: bump ROWS_VERSION and record the new digest")
