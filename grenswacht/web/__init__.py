@@ -55,6 +55,7 @@ def routes() -> list[BaseRoute]:
         Route("/alerts/acknowledge", pages.acknowledge, methods=["POST"]),
         Route("/findings", pages.findings, methods=["GET"]),
         Route("/vantage-points", pages.vantage_points, methods=["GET"]),
+        Route("/map", pages.world_map, methods=["GET"]),
         Route("/login", pages.login_form, methods=["GET"]),
         Route("/login", pages.login, methods=["POST"]),
         Route("/static/{name}", static, methods=["GET"]),

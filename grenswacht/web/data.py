@@ -388,3 +388,36 @@ def method(store: Store) -> Method:
     return Method(_utc(row["first"]) if paths_count else None,
                   _utc(row["last"]) if paths_count else None, paths_count,
                   int(row["vantage_points"]), versions)
+
+
+_HOP_COUNTRIES_SQL = """
+SELECT physical_country AS country, uniqExact(reply_address) AS hops
+FROM hop_verdicts FINAL
+WHERE match(physical_country, '^[A-Z]{2}$') AND reply_address != ''
+  AND (empty({addresses:Array(String)}) OR destination_address IN {addresses:Array(String)})
+GROUP BY country ORDER BY hops DESC
+"""
+_US_BOUNDS_SQL = """
+SELECT h.reply_address AS reply_address, h.bound_km AS bound_km, h.vantage_key AS vantage_key,
+       v.latitude AS latitude, v.longitude AS longitude
+FROM (SELECT reply_address, min(b) AS bound_km, argMin(vk, b) AS vantage_key
+      FROM (SELECT reply_address, bound_km AS b, vantage_key AS vk FROM hop_verdicts FINAL
+            WHERE physical_country = 'US' AND bound_km IS NOT NULL
+              AND destination_address IN {addresses:Array(String)})
+      GROUP BY reply_address) AS h
+INNER JOIN (SELECT * FROM vantage_points FINAL) AS v ON v.vantage_key = h.vantage_key
+ORDER BY bound_km LIMIT {limit:UInt32}
+"""
+
+
+def hop_countries(store: Store, addresses: Sequence[str] = ()) -> dict[str, int]:
+    """Distinct replying addresses per physical country (towards ``addresses``, or all)."""
+    rows = store.query(_HOP_COUNTRIES_SQL, {"addresses": list(addresses)}).rows
+    return {str(country): int(hops) for country, hops in rows}
+
+
+def us_bounds(store: Store, addresses: Sequence[str], limit: int = 40) -> list[dict[str, Any]]:
+    """For hops placed in the US on the paths to ``addresses``: the tightest RTT disc (the
+    vantage point's position and the radius) that physics allows for each."""
+    return store.query(_US_BOUNDS_SQL, {"addresses": list(addresses), "limit": limit}
+                       ).as_dicts()

@@ -221,6 +221,62 @@ async def vantage_points(request: Request) -> Response:
                        vantage_points=rows)
 
 
+def _map(store: Store, name: str, bounds: bool, language: str) -> dict[str, Any]:
+    from grenswacht.web import worldmap
+    from grenswacht.web.i18n import gettext_for
+
+    _ = gettext_for(language).gettext
+    shapes, us = worldmap.natural_earth()
+    state = find_state(store, name) if name else None
+    addresses: list[str] = []
+    points = data.vantage_points(store)
+    if state is not None:
+        path_rows = data.paths(store, state, limit=5000)
+        addresses = sorted(set(data.destinations(path_rows)) | set(state.addresses))
+        used = {str(p["vantage_key"]) for p in path_rows}
+        points = [p for p in points if p["vantage_key"] in used]
+    vantages = [worldmap.Marker(float(p["latitude"]), float(p["longitude"]),
+                                f"{p['vantage_key']} ({p['country']})", 3.5)
+                for p in points if p["paths"]]
+    hops = []
+    counts = data.hop_countries(store, addresses) if state is not None or not name else {}
+    for code, n in counts.items():
+        where = worldmap.representative(shapes[code]) if code in shapes else None
+        if where is not None:
+            hops.append(worldmap.Marker(*where, _("%(country)s: %(n)s hops") % {
+                "country": code, "n": n}, size=min(14.0, 3 + n ** 0.5), us=code in us))
+    circles = [worldmap.Bound(float(b["latitude"]), float(b["longitude"]),
+                              float(b["bound_km"]), _("%(address)s: within %(km)s km of "
+                              "%(vantage)s") % {"address": b["reply_address"],
+                                                "km": round(b["bound_km"]),
+                                                "vantage": b["vantage_key"]})
+               for b in data.us_bounds(store, addresses)] if bounds and addresses else []
+    title = _("Vantage points and hops: %(what)s") % {
+        "what": state.application if state is not None else _("every application")}
+    svg = worldmap.draw(shapes, us, vantages=vantages, hops=hops, bounds=circles, title=title,
+                        labels={"vantage": _("vantage point"),
+                                "hops": _("hops in a country (size: how many)"),
+                                "us": _("US territory; US hops in red")})
+    return {"svg": svg, "state": state, "name": name, "bounds": bounds,
+            "applications": [s.application for s in data.current_applications(store)],
+            "countries": sorted(counts.items(), key=lambda kv: -kv[1]), "us": us,
+            "vantage_count": len(vantages), "bound_count": len(circles)}
+
+
+@guard("read", session=True)
+async def world_map(request: Request) -> Response:
+    q = request.query_params
+    from grenswacht.web.worldmap import shapes_missing
+
+    missing = shapes_missing()
+    if missing:
+        return render_page(request, "map.html", active="map", status_code=503,
+                           problem=missing)
+    context = await call(request, _map, _store(request), q.get("application", "")[:MAX_TEXT],
+                         q.get("bounds") == "1", _language(request))
+    return render_page(request, "map.html", active="map", **context)
+
+
 @guard("open")
 async def login_form(request: Request) -> Response:
     return render_page(request, "login.html", next=_local(request.query_params.get("next")))

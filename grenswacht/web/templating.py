@@ -41,6 +41,7 @@ NAVIGATION = (
     ("alerts", "/alerts", i18n.N_("Alerts")),
     ("findings", "/findings", i18n.N_("Findings")),
     ("vantage_points", "/vantage-points", i18n.N_("Vantage points")),
+    ("map", "/map", i18n.N_("Map")),
 )
 
 

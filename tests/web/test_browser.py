@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 
 from tests.web.conftest import ALERT_ID, APPLICATIONS, Site
+from grenswacht.web.worldmap import shapes_missing
 from tools.browser import browser, chromium_path
 
 pytestmark = pytest.mark.skipif(chromium_path() is None,
                                 reason="no chromium (Debian package chromium)")
-PAGES = ("/", "/applications/Wikipedia", "/alerts", "/findings", "/vantage-points", "/login")
+PAGES = ("/", "/applications/Wikipedia", "/alerts", "/findings", "/vantage-points", "/login",
+         *(() if shapes_missing() else ("/map?application=Wikipedia&bounds=1",)))
 TIMEOUT_MS = 60_000
 
 
