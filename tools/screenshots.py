@@ -25,6 +25,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from grenswacht.web.worldmap import shapes_missing  # noqa: E402
 from tools.browser import browser  # noqa: E402
 
 GW = str(Path(sys.executable).parent / "grenswacht")
@@ -79,6 +80,8 @@ def shoot(url: str, token: str, out: Path, max_height: int, application: str) ->
              ("alerts", "/alerts"), ("findings", "/findings"),
              ("vantage-points", "/vantage-points"), ("login", "/login?next=/alerts"),
              ("overview-en", "/?lang=en")]
+    if not shapes_missing():
+        shots.insert(5, ("map", f"/map?application={app}&bounds=1&lang=nl"))
     written = []
     with browser() as chromium:
         page = chromium.new_page(viewport={"width": 1280, "height": 900})
