@@ -1,19 +1,22 @@
-"""The enrichment/graph consumer: keeps verdicts (and findings) current as results arrive.
+"""The analysis consumer: keeps verdicts and findings current as results arrive.
 
-It reads the results topic in a consumer group of its own, notes which time windows the
-new results fall into, and once a window has been quiet for ``settle_s`` (so the ingest
-consumer has stored its rows) recomputes it from ClickHouse: hop, path and application
-verdicts (:func:`consumers.enrich.window.enrich_window`), then every registered window
-step (the path-graph detectors register theirs in :data:`WINDOW_STEPS`). Recomputing is
-idempotent (ReplacingMergeTree on ``computed_at``), so a window may be done twice; offsets
-are committed only after the windows their messages touched were recomputed.
+It reads the results topic in a consumer group of its own and notes which time windows the
+new results fall into. A window is analysed (:func:`consumers.pipeline.analyse_window`:
+one pass, every table written once, the verdicts published) once it has been quiet for
+``settle_s`` (so the ingest consumer has stored its rows) — and, while results keep
+arriving, at least every ``max_delay_s`` after its first unanalysed result. Analysing is
+idempotent (ReplacingMergeTree), so a window may be analysed again; offsets are committed
+only up to the first message of a window that is still pending.
 
-A window whose recomputation fails (any error) is recorded with its error
-(``status()["failing_windows"]``), skipped, and tried again after a backoff (the one retry
-policy, :mod:`schemas.retry`); after :data:`MAX_WINDOW_ATTEMPTS` failures it is given up
-(it stays listed, and the next start's catch-up queues it again). The loop never spins on
-one window. Timestamps outside what the tables hold (:mod:`schemas.column_limits`) name no
-window: ingest dead-letters those results.
+A window whose analysis fails is recorded with its error (:attr:`AnalysisStats.failing`,
+shown in ``grenswacht status``), skipped, and retried after a bounded exponential backoff
+(``retry_initial_s`` doubling up to ``retry_max_s``, the one retry policy of
+:mod:`schemas.retry`): never a hot loop, and the other windows go on. After
+:data:`MAX_WINDOW_ATTEMPTS` failures a window is given up: it stays listed in the status,
+its messages are committed, and the next start's catch-up queues it again. Timestamps
+outside what the tables hold (:mod:`schemas.column_limits`) name no window: ingest
+dead-letters those results. :func:`analyse_windows` is the same without a bus
+(``grenswacht ingest``).
 """
 
 from __future__ import annotations
@@ -22,148 +25,235 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from consumers.enrich import Enricher, VantageRegistry
-from consumers.enrich.window import enrich_window
-from consumers.graph import anycast_addresses, run_window
 from consumers.metrics import FINDINGS
-from consumers.storage import Storage
-from consumers.vantage_points import refresh_registry
+from consumers.pipeline import (
+    PIPELINE_VERSION,
+    AnalysisContext,
+    WindowInput,
+    WindowSummary,
+    analyse_window,
+    read_input,
+    split_input,
+)
 from schemas import topics
-from schemas.bus import Bus, Message, TopicPartition
+from schemas.bus import Bus, TopicPartition
 from schemas.errors import GrenswachtError
 from schemas.normalize import MAX_TIMESTAMP, MIN_TIMESTAMP
 from schemas.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-WindowStep = Callable[
-    [Storage, Bus, dt.datetime, dt.datetime, Mapping[str, Sequence[str]]], dict[str, Any]
-]
-"""``(storage, bus, start, end, applications) -> summary``, run after the verdicts. A step
-may name anycast destinations under :data:`ANYCAST_KEY`; the window's verdicts are then
-recomputed so those paths get the anycast class."""
-ANYCAST_KEY = "anycast_addresses"
 MAX_WINDOW_ATTEMPTS = 6
-WINDOW_RETRY = RetryPolicy(initial_s=10.0, max_s=600.0)
+"""Failures after which a window is given up until the next start (its catch-up)."""
 
 
-def graph_step(
-    storage: Storage, bus: Bus, start: dt.datetime, end: dt.datetime,
-    applications: Mapping[str, Sequence[str]],
-) -> dict[str, Any]:
-    """The path graph over the window: load balancers, anycast, US transit -> findings."""
-    findings = run_window(storage, bus, start, end, applications)
-    kinds: dict[str, int] = {}
-    for finding in findings:
-        kinds[finding.kind] = kinds.get(finding.kind, 0) + 1
-        FINDINGS.labels(finding.kind).inc()
-    return {"findings": len(findings), "kinds": kinds,
-            ANYCAST_KEY: sorted(anycast_addresses(findings))}
-
-
-WINDOW_STEPS: dict[str, WindowStep] = {"graph": graph_step}
+@dataclass
+class Failure:
+    failures: int
+    error: str
+    retry_at: float  # monotonic clock
+    gave_up: bool = False
 
 
 @dataclass
 class AnalysisStats:
     windows: int = 0
     paths: int = 0
+    home_paths: int = 0
     corrections: int = 0
     failures: int = 0
+    applications: int = 0
+    messages: int = 0
     classes: dict[str, int] = field(default_factory=dict)
+    findings: dict[str, int] = field(default_factory=dict)
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failing: dict[int, Failure] = field(default_factory=dict)
     last_error: str = ""
-    failing: dict[int, dict[str, Any]] = field(default_factory=dict)
-    """Window start -> error, attempts, next_attempt_at (monotonic) or gave_up."""
 
-    def failing_windows(self, now: float | None = None) -> list[dict[str, Any]]:
+    def add(self, summary: WindowSummary) -> None:
+        self.windows += 1
+        self.paths += summary.paths
+        self.home_paths += summary.home_paths
+        self.corrections += summary.corrections
+        self.applications += len(summary.applications)
+        self.messages += summary.messages
+        for verdict, count in summary.classes.items():
+            self.classes[verdict] = self.classes.get(verdict, 0) + count
+        for kind, count in summary.kinds.items():
+            self.findings[kind] = self.findings.get(kind, 0) + count
+            FINDINGS.labels(kind).inc(count)
+        for name, values in summary.steps.items():  # running totals over all windows
+            totals = self.steps.setdefault(name, {})
+            for key, value in values.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    totals[key] = totals.get(key, 0) + value
+
+    def as_dict(self, now: float | None = None) -> dict[str, Any]:
         clock = time.monotonic() if now is None else now
-        out = []
-        for start, failure in sorted(self.failing.items()):
-            entry = {"window_start": dt.datetime.fromtimestamp(start, dt.UTC).isoformat(),
-                     "error": failure["error"], "attempts": failure["attempts"],
-                     "gave_up": failure["gave_up"]}
-            if not failure["gave_up"]:
-                entry["retry_in_s"] = round(max(failure["next_at"] - clock, 0.0), 1)
-            out.append(entry)
-        return out
+        return {
+            "windows": self.windows, "paths": self.paths, "home_paths": self.home_paths,
+            "applications": self.applications, "classes": dict(self.classes),
+            "findings": dict(self.findings), "corrections": self.corrections,
+            "messages": self.messages, "failures": self.failures, "steps": self.steps,
+            "last_error": self.last_error,
+            "failing_windows": {
+                dt.datetime.fromtimestamp(window, dt.UTC).isoformat(): {
+                    "failures": f.failures, "error": f.error, "gave_up": f.gave_up,
+                    "retry_in_s": None if f.gave_up else round(max(0.0, f.retry_at - clock), 1)}
+                for window, f in sorted(self.failing.items())},
+        }
 
 
-def _timestamp(message: Message) -> int | None:
+def result_timestamp(value: bytes) -> int | None:
+    """The ``timestamp`` of one result as received, or None when it names no window: not
+    JSON, not an object, or outside what the tables hold (ingest dead-letters those)."""
     try:
-        value = orjson.loads(message.value)
+        result = orjson.loads(value)
     except orjson.JSONDecodeError:
         return None
-    stamp = value.get("timestamp") if isinstance(value, dict) else None
+    stamp = result.get("timestamp") if isinstance(result, dict) else None
     if type(stamp) is not int or not MIN_TIMESTAMP <= stamp <= MAX_TIMESTAMP:
-        return None  # not a result ingest stores (it dead-letters it): no window to redo
+        return None
     return stamp
+
+
+def result_window(value: bytes, window_s: int) -> int | None:
+    """The start of the analysis window one result as received falls into (or None)."""
+    stamp = result_timestamp(value)
+    return None if stamp is None else stamp - stamp % window_s
+
+
+def window_bounds(start: int, window_s: int) -> tuple[dt.datetime, dt.datetime]:
+    begin = dt.datetime.fromtimestamp(start, dt.UTC)
+    return begin, begin + dt.timedelta(seconds=window_s)
+
+
+_UNANALYSED_SQL = """
+SELECT DISTINCT intDiv(toUnixTimestamp(timestamp), {w:UInt32}) * {w:UInt32} AS window
+FROM TABLE WHERE destination_address != '' AND (source, measurement_id, probe_id, timestamp)
+  NOT IN (SELECT source, measurement_id, probe_id, timestamp FROM path_verdicts
+          WHERE pipeline >= {version:UInt16})
+"""
+
+
+def unanalysed_windows(storage: Any, window_s: int) -> list[int]:
+    """Windows holding traceroute or MDA results without a path verdict of the current
+    pipeline (ingested while no analysis ran, a crash, or rows of an older version)."""
+    found: set[int] = set()
+    for table in ("traceroute_hops", "mda_links"):
+        rows = storage.query(_UNANALYSED_SQL.replace("TABLE", table),
+                             {"w": window_s, "version": PIPELINE_VERSION}).rows
+        found.update(int(row[0]) for row in rows)
+    return sorted(found)
+
+
+Progress = Callable[[int, int, WindowSummary | None], None]
+
+
+def analyse_windows(storage: Any, bus: Bus | None, context: AnalysisContext,
+                    windows: Iterable[int], *, window_s: int = 3600,
+                    stats: AnalysisStats | None = None,
+                    progress: Progress | None = None) -> AnalysisStats:
+    """Analyse each window once, in time order; a failing one is recorded and skipped."""
+    stats = stats or AnalysisStats()
+    ordered = sorted(set(windows))
+    prefetched: dict[int, WindowInput] = {}
+    for index, window in enumerate(ordered, start=1):
+        summary = None
+        try:
+            if window not in prefetched:  # one read for the windows of the next span
+                prefetched = _prefetch(storage, context, ordered, window, window_s)
+            summary = analyse_window(storage, bus, *window_bounds(window, window_s), context,
+                                     data=prefetched.get(window))
+        except Exception as exc:  # noqa: BLE001 - one window never stops the others
+            text = f"{type(exc).__name__}: {exc}"[:500]
+            stats.failures += 1
+            stats.last_error = text
+            known = stats.failing.get(window)
+            stats.failing[window] = Failure((known.failures if known else 0) + 1, text,
+                                            time.monotonic())
+            log.warning("analysing window %s failed: %s", window, text)
+        else:
+            stats.add(summary)
+            stats.failing.pop(window, None)
+        if progress is not None:
+            progress(index, len(ordered), summary)
+    return stats
+
+
+PREFETCH_S = 24 * 3600  # rows of up to a day of windows are read at once
+
+
+def _prefetch(storage: Any, context: AnalysisContext, ordered: Sequence[int], first: int,
+              window_s: int) -> dict[int, WindowInput]:
+    last = max(w for w in ordered if first <= w < first + PREFETCH_S)
+    start, _ = window_bounds(first, window_s)
+    _, end = window_bounds(last, window_s)
+    data = read_input(storage, start, end, context)
+    found = split_input(data, window_s, context.verdicts.period_s)
+    for window in ordered:  # a window without rows still gets an (empty) input
+        if first <= window <= last and window not in found:
+            begin, finish = window_bounds(window, window_s)
+            found[window] = WindowInput(begin, finish, [])
+    return found
+
+
+@dataclass
+class _Pending:
+    first: float  # first unanalysed message (monotonic clock)
+    last: float  # latest message
 
 
 class AnalysisLoop:
     def __init__(
         self,
-        storage: Storage,
+        storage: Any,
         bus: Bus,
-        enricher: Enricher,
-        registry: VantageRegistry,
-        applications: Mapping[str, Sequence[str]] | None = None,
+        context: AnalysisContext,
         *,
         group: str = "grenswacht-analysis",
         window_s: int = 3600,
         settle_s: float = 5.0,
+        max_delay_s: float = 60.0,
+        retry_initial_s: float = 5.0,
+        retry_max_s: float = 600.0,
     ) -> None:
         self.storage = storage
         self.bus = bus
-        self.enricher = enricher
-        self.registry = registry
-        self.applications = dict(applications or {})
+        self.context = context
         self.group = group
         self.window_s = window_s
         self.settle_s = settle_s
+        self.max_delay_s = max_delay_s
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
         self.stats = AnalysisStats()
-        self._pending: dict[int, float] = {}  # window start -> last time a message touched it
+        self._pending: dict[int, _Pending] = {}
         # window -> partition -> [first offset, next offset] of its messages
         self._spans: dict[int, dict[TopicPartition, list[int]]] = {}
         self._done: dict[TopicPartition, int] = {}
         self._subscribed = False
+        self.received = 0  # messages polled since start (``grenswacht ingest`` waits on it)
+
+    def status(self) -> dict[str, Any]:
+        return {**self.stats.as_dict(), "received": self.received,
+                "pending_windows": len([w for w in self._pending if w >= 0])}
 
     def window_of(self, timestamp: int) -> int:
         return timestamp - timestamp % self.window_s
 
-    def recompute(self, start: int) -> None:
-        """Verdicts, then every registered step, for the window starting at ``start``."""
-        begin = dt.datetime.fromtimestamp(start, dt.UTC)
-        end = begin + dt.timedelta(seconds=self.window_s)
-        refresh_registry(self.registry, self.storage)  # probe positions fetched meanwhile
-        summary = enrich_window(self.storage, begin, end, self.enricher, self.registry,
-                                self.applications)
-        self.stats.windows += 1
-        self.stats.paths += summary.paths
-        self.stats.corrections += summary.corrections
-        for verdict, count in summary.classes.items():
-            self.stats.classes[verdict] = self.stats.classes.get(verdict, 0) + count
-        anycast: set[str] = set()
-        for name, step in WINDOW_STEPS.items():
-            summary_of_step = step(self.storage, self.bus, begin, end, self.applications)
-            anycast.update(summary_of_step.pop(ANYCAST_KEY, ()))
-            totals = self.stats.steps.setdefault(name, {})
-            for key, value in summary_of_step.items():  # running totals over all windows
-                if isinstance(value, dict):
-                    inner = totals.setdefault(key, {})
-                    for k, v in value.items():
-                        inner[k] = inner.get(k, 0) + v
-                else:
-                    totals[key] = totals.get(key, 0) + value
-        if anycast:  # the verdicts again, now knowing which destinations are anycast
-            enrich_window(self.storage, begin, end, self.enricher, self.registry,
-                          self.applications, anycast_addresses=frozenset(anycast))
+    def recompute(self, start: int) -> WindowSummary:
+        """Analyse the window starting at ``start`` (raises what the pipeline raises)."""
+        summary = analyse_window(self.storage, self.bus, *window_bounds(start, self.window_s),
+                                 self.context)
+        self.stats.add(summary)
+        return summary
 
     def poll_once(self, timeout: float = 0.5, *, now: float | None = None) -> int:
         if not self._subscribed:
@@ -171,10 +261,15 @@ class AnalysisLoop:
             self._subscribed = True
         messages = self.bus.poll(max_records=5000, timeout=timeout)
         clock = time.monotonic() if now is None else now
+        self.received += len(messages)
         for message in messages:
-            stamp = _timestamp(message)
+            stamp = result_timestamp(message.value)
             window = self.window_of(stamp) if stamp is not None else -1
-            self._pending[window] = clock
+            pending = self._pending.get(window)
+            if pending is None:
+                self._pending[window] = _Pending(clock, clock)
+            else:
+                pending.last = clock
             span = self._spans.setdefault(window, {}).setdefault(
                 message.topic_partition, [message.offset, message.offset + 1])
             span[0] = min(span[0], message.offset)
@@ -182,13 +277,18 @@ class AnalysisLoop:
         self.process_settled(clock)
         return len(messages)
 
+    def _due(self, window: int, now: float, force: bool) -> bool:
+        failed = self.stats.failing.get(window)
+        if failed is not None and now < failed.retry_at:
+            return False
+        if force or failed is not None:
+            return True
+        pending = self._pending[window]
+        return now - pending.last >= self.settle_s or now - pending.first >= self.max_delay_s
+
     def process_settled(self, now: float, *, force: bool = False) -> None:
-        failing = self.stats.failing
         for window in sorted(self._pending):
-            failure = failing.get(window)
-            if not force and failure is not None and now < failure["next_at"]:
-                continue
-            if not force and now - self._pending[window] < self.settle_s:
+            if not self._due(window, now, force):
                 continue
             if window >= 0:
                 try:
@@ -197,33 +297,32 @@ class AnalysisLoop:
                     if not self._failed(window, exc, now):
                         continue
                 else:
-                    failing.pop(window, None)
+                    self.stats.failing.pop(window, None)
             del self._pending[window]
             for tp, (_, end) in self._spans.pop(window, {}).items():
                 self._done[tp] = max(self._done.get(tp, 0), end)
         self._commit_safe()
 
-    def _failed(self, window: int, error: Exception, now: float) -> bool:
-        """Record a failed window; True when it is given up (commit past it)."""
-        failure = self.stats.failing.get(window)
-        attempts = failure["attempts"] + 1 if failure else 1
-        text = f"{type(error).__name__}: {error}"[:500]
+    def _failed(self, window: int, exc: Exception, now: float) -> bool:
+        """Record a failed window; True when it is given up (its messages are committed)."""
+        known = self.stats.failing.get(window)
+        failures = (known.failures if known else 0) + 1
+        text = f"{type(exc).__name__}: {exc}"[:500]
+        wait = RetryPolicy(self.retry_initial_s, self.retry_max_s).delay(failures)
+        gave_up = failures >= MAX_WINDOW_ATTEMPTS
+        self.stats.failing[window] = Failure(failures, text, now + wait, gave_up)
         self.stats.failures += 1
         self.stats.last_error = text
-        gave_up = attempts >= MAX_WINDOW_ATTEMPTS
-        wait = WINDOW_RETRY.delay(attempts)
-        self.stats.failing[window] = {"error": text, "attempts": attempts,
-                                      "next_at": now + wait, "gave_up": gave_up}
         if gave_up:
             log.error("window %s failed %d times (%s); given up until the next start",
-                      window, attempts, text)
+                      window, failures, text)
         else:
             log.warning("window %s failed (%s); retrying in %.0f s", window, text, wait)
         return gave_up
 
     def _commit_safe(self) -> None:
         """Commit, per partition, up to the first message of a window still pending (a
-        crash then re-reads it and recomputes that window)."""
+        crash then re-reads it and analyses that window again)."""
         safe: dict[TopicPartition, int] = {}
         for tp, end in self._done.items():
             firsts = [spans[tp][0] for spans in self._spans.values() if tp in spans]
@@ -235,18 +334,11 @@ class AnalysisLoop:
         self.process_settled(time.monotonic(), force=True)
 
     def catch_up(self) -> int:
-        """Queue every window holding traceroutes without a path verdict (results ingested
-        while no analysis ran: ``grenswacht ingest`` into a stopped store, a crash)."""
-        rows = self.storage.query(
-            "SELECT DISTINCT intDiv(toUnixTimestamp(timestamp), {w:UInt32}) * {w:UInt32} "
-            "FROM traceroute_hops WHERE destination_address != '' AND (source, measurement_id, "
-            "probe_id, timestamp) NOT IN (SELECT source, measurement_id, probe_id, timestamp "
-            "FROM path_verdicts)",
-            {"w": self.window_s},
-        ).rows
-        for (window,) in rows:
-            self._pending.setdefault(int(window), -float("inf"))
-        return len(rows)
+        """Queue every window with results but no path verdict of the current pipeline."""
+        windows = unanalysed_windows(self.storage, self.window_s)
+        for window in windows:
+            self._pending.setdefault(window, _Pending(-float("inf"), -float("inf")))
+        return len(windows)
 
     def run(self, stop: threading.Event) -> None:
         try:

@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "grenswacht.commands.schedule",
     "grenswacht.commands.probe",
     "grenswacht.commands.explain",
+    "grenswacht.commands.apps",
     "grenswacht.commands.consume",
     "grenswacht.commands.graph",
     "grenswacht.commands.alerts",

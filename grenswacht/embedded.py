@@ -79,31 +79,39 @@ def load_applications(settings: Settings, storage: Storage | None) -> dict[str, 
     return {a.name: [str(h) for h in a.hostnames] for a in apps}
 
 
+def analysis_context(settings: Settings, storage: Storage | None) -> Any:
+    """The :class:`consumers.pipeline.AnalysisContext` of these settings (opens the
+    enricher; loads the inventory into the ``applications`` table)."""
+    from consumers.enrich import open_enricher
+    from consumers.pipeline import AnalysisContext
+
+    enricher, registry = open_enricher(settings.jurisdiction)
+    return AnalysisContext(enricher, registry, load_applications(settings, storage),
+                           settings.verdicts)
+
+
 class AnalysisComponent:
-    """Enrichment + verdicts + path-graph findings as results arrive (consumers/analysis)."""
+    """Enrichment + findings + verdicts as results arrive (consumers/analysis)."""
 
     name = "analysis"
 
     def __init__(self, app: Embedded) -> None:
         from consumers.analysis import AnalysisLoop
-        from consumers.enrich import open_enricher
 
-        enricher, registry = open_enricher(app.settings.jurisdiction)
+        cfg = app.settings.analysis
         self.loop = AnalysisLoop(
-            app.storage, app.open_bus(), enricher, registry,
-            load_applications(app.settings, app.storage),
-            settle_s=max(2.0, 2 * app.settings.ingest.flush_interval_s),
+            app.storage, app.open_bus(), analysis_context(app.settings, app.storage),
+            group=cfg.group, window_s=cfg.window_s,
+            settle_s=max(cfg.settle_s, 2 * app.settings.ingest.flush_interval_s),
+            max_delay_s=cfg.max_delay_s, retry_initial_s=cfg.retry_initial_s,
+            retry_max_s=cfg.retry_max_s,
         )
 
     def run(self, stop: threading.Event) -> None:
         self.loop.run(stop)
 
     def status(self) -> dict[str, Any]:
-        stats = self.loop.stats
-        return {"windows": stats.windows, "paths": stats.paths, "classes": stats.classes,
-                "corrections": stats.corrections, "failures": stats.failures,
-                "steps": stats.steps, "last_error": stats.last_error,
-                "failing_windows": stats.failing_windows()}
+        return self.loop.status()
 
 
 class SchedulerComponent:
@@ -184,8 +192,7 @@ def _alerts_component(app: Embedded) -> Component | None:
     """consumers.alerts when a delivery channel is configured (docs/alerts.md)."""
     if not app.settings.alerts.channels:
         return None
-    return create_alerts_component(app.settings.alerts, app.storage, app.open_bus(),
-                                   jurisdiction=app.settings.jurisdiction)
+    return create_alerts_component(app.settings.alerts, app.storage, app.open_bus())
 
 
 ComponentFactory = Callable[["Embedded"], Component | None]

@@ -21,7 +21,9 @@ from pydantic_settings import (
 )
 
 from consumers.alerts.settings import AlertSettings
+from consumers.analysis_settings import AnalysisSettings
 from consumers.enrich.settings import JurisdictionSettings
+from consumers.home import VerdictSettings
 from grenswacht.files import ReadLimits
 from grenswacht.health import MetricsSettings
 from probes.settings import ProbeSettings
@@ -134,6 +136,8 @@ class Settings(BaseSettings):
     atlas: AtlasSettings = Field(default_factory=AtlasSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     jurisdiction: JurisdictionSettings = Field(default_factory=JurisdictionSettings)
+    verdicts: VerdictSettings = Field(default_factory=VerdictSettings)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

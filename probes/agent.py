@@ -5,6 +5,10 @@ Tasks come from :data:`schemas.topics.PROBE_TASKS` (consumer group
 those addressed to it or to ``*``) and from the local schedule in the settings. A polled
 batch runs on a bounded thread pool (``concurrency``); each task first waits for the
 per-target rate limit; every probe packet passes the agent-wide probes-per-second cap.
+A task's options are held to the agent's settings (:func:`probes.settings.task_options`):
+asking for more packets, hops, flows, bytes, time or confidence than the settings allow
+gets the settings' value (counted as ``tasks_clamped``); unknown or nonsensical options
+make the task malformed (``tasks_malformed``), never a crash.
 Results go to :data:`schemas.topics.RESULTS` keyed by :func:`schemas.topics.result_key`
 with header ``gw-source: probe``. Offsets are committed only after the batch's results are
 flushed (at least once). A task that fails or is refused is counted in :meth:`health` and
@@ -26,9 +30,9 @@ from probes.context import RunContext
 from probes.metrics import PROBES_RUN
 from probes.runners import RUNNERS, Runner
 from probes.safety import TargetRateLimiter
-from probes.settings import ProbeSettings
+from probes.settings import ProbeSettings, task_options
 from schemas.bus import Bus, next_offsets
-from schemas.errors import GrenswachtError, TargetNotAllowed
+from schemas.errors import GrenswachtError, InvalidTaskOptions, TargetNotAllowed
 from schemas.tasks import ProbeTask
 from schemas.topics import (
     HEADER_ORIGIN,
@@ -50,6 +54,7 @@ class Health:
     tasks_failed: int = 0
     tasks_refused: int = 0
     tasks_malformed: int = 0
+    tasks_clamped: int = 0
     tasks_for_others: int = 0
     tasks_expired: int = 0
     results_published: int = 0
@@ -97,7 +102,15 @@ class Agent:
                 setattr(self._health, name, getattr(self._health, name) + value)
 
     def run_task(self, task: ProbeTask) -> list[dict[str, Any]]:
-        """Run one task now (rate limit, runner); failures are counted, not raised."""
+        """Run one task now (options, rate limit, runner); failures are counted, not raised."""
+        try:
+            options = task_options(task, self.settings)
+        except InvalidTaskOptions as exc:
+            self._record_error(f"{task.task_id}: {exc}", tasks_malformed=1)
+            PROBES_RUN.labels(task.kind, self.settings.name, "malformed").inc()
+            return []
+        if options.clamped:
+            self._count(tasks_clamped=1)
         self.limiter.wait(task.target)
         with self._lock:
             self._health.last_task_at = time.time()
@@ -109,6 +122,10 @@ class Agent:
             return []
         except (GrenswachtError, OSError) as exc:
             self._record_error(f"{task.task_id}: {exc}", tasks_failed=1)
+            PROBES_RUN.labels(task.kind, self.settings.name, "failed").inc()
+            return []
+        except Exception as exc:  # a runner bug must not stop the agent: count it, go on
+            self._record_error(f"{task.task_id}: {type(exc).__name__}: {exc}", tasks_failed=1)
             PROBES_RUN.labels(task.kind, self.settings.name, "failed").inc()
             return []
         self._count(tasks_done=1)

@@ -21,12 +21,14 @@ from typing import Any
 
 import dns.exception
 import dns.message
+import dns.name
 import dns.rdatatype
 import dns.resolver
 
 from probes.context import RunContext, now
 from probes.errqueue import network_namespace
-from schemas.errors import ProbeError
+from probes.settings import task_options
+from schemas.errors import InvalidTaskOptions, ProbeError
 from schemas.tasks import ProbeTask
 
 DNS_PORT = 53
@@ -121,18 +123,22 @@ def query_one(
 
 def run_dns(task: ProbeTask, context: RunContext) -> list[dict[str, Any]]:
     """A :data:`probes.runners.RUNNERS` entry: one Atlas ``dns`` result."""
-    settings = context.settings
-    options = task.options
-    resolvers = [str(r) for r in options.get("resolvers") or settings.resolvers]
-    resolvers = resolvers or system_resolvers()
+    options = task_options(task, context.settings)
+    resolvers = list(options.resolvers) or system_resolvers()
     if not resolvers:
         raise ProbeError("no DNS resolver configured and none in /etc/resolv.conf")
     for resolver in resolvers:
         context.policy.check(resolver)
     protocol = task.protocol if task.protocol in ("udp", "tcp") else "udp"
-    timeout_s = float(options.get("timeout_s", settings.dns_timeout_s))
-    port = int(options.get("port", DNS_PORT))
-    query_types = [str(t) for t in options.get("query_types", ["A", "AAAA"])]
+    timeout_s = options.timeout_s
+    port = options.port or DNS_PORT
+    query_types = list(options.query_types)
+    try:
+        for query_type in query_types:
+            dns.rdatatype.from_text(query_type)
+        dns.name.from_text(task.target)
+    except dns.exception.DNSException as exc:
+        raise InvalidTaskOptions(f"cannot ask {task.target!r} {query_types}: {exc}") from exc
     started = now()
     entries = [
         query_one(task.target, query_type, resolver, protocol=protocol, timeout_s=timeout_s,

@@ -35,6 +35,7 @@ from schemas.errors import ProbeError
 
 if TYPE_CHECKING:
     from probes.context import RunContext
+    from probes.settings import TaskOptions
     from schemas.tasks import ProbeTask
 
 DEFAULT_SOURCE_PORT_BASE = 33000
@@ -47,6 +48,10 @@ _UNREACHABLE_FLAGS = {
     4: {0: "N", 1: "H", 2: "P", 9: "A", 10: "A", 13: "A"},
     6: {0: "N", 1: "A", 3: "H", 5: "A", 6: "A"},
 }
+
+
+class FlowBusy(ProbeError):
+    """A flow's source port is held by another socket."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,28 +106,38 @@ class UdpFlowProber:
         except OSError as exc:
             raise ProbeError(f"no route to {self.destination}: {exc}") from exc
 
-    def _socket(self, flow_id: int) -> socket.socket:
+    def _socket(self, flow_id: int, *, wait: bool = True) -> socket.socket:
         sock = self._sockets.get(flow_id)
         if sock is None:
             source_port, destination_port = self.flow_ports(flow_id)
             if not 0 < source_port < 65536:
                 raise ProbeError(f"flow id {flow_id} gives source port {source_port}")
-            deadline = time.monotonic() + PORT_WAIT_S
+            deadline = time.monotonic() + (PORT_WAIT_S if wait else 0.0)
             while True:
                 try:
                     with network_namespace(self.netns):
                         sock = open_flow_socket(self.family, source_port)
                     break
                 except OSError as exc:
-                    # another trace uses this flow right now: wait for it, then give up
-                    if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                        raise ProbeError(
-                            f"cannot open the UDP probe socket of flow {flow_id} "
-                            f"(source port {source_port}): {exc}"
-                        ) from exc
-                    time.sleep(0.05)
+                    busy = exc.errno == errno.EADDRINUSE
+                    if busy and time.monotonic() < deadline:
+                        time.sleep(0.05)  # another trace uses this flow right now: wait
+                        continue
+                    raise (FlowBusy if busy else ProbeError)(
+                        f"cannot open the UDP probe socket of flow {flow_id} "
+                        f"(source port {source_port}): {exc}"
+                    ) from exc
             self._sockets[flow_id] = sock
         return sock
+
+    def claim(self, flow_id: int) -> bool:
+        """Open flow ``flow_id``'s socket now; False (at once, no waiting) when its source
+        port is taken by another socket. MDA skips such flows instead of waiting."""
+        try:
+            self._socket(flow_id, wait=False)
+        except FlowBusy:
+            return False
+        return True
 
     def probe(self, probes: Sequence[Probe]) -> list[Reply | None]:
         """Send ``probes`` and return one reply (or None on timeout) per probe, in order.
@@ -228,16 +243,15 @@ def target_of(task: ProbeTask, context: RunContext) -> tuple[str, str, int]:
     return address, name, 6 if ":" in address else 4
 
 
-def prober_for(task: ProbeTask, context: RunContext, address: str, af: int) -> UdpFlowProber:
-    """The UDP flow prober a task asks for (timeouts and sizes from the task, else the
-    vantage point's settings)."""
-    settings = context.settings
-    options = task.options
+def prober_for(
+    options: TaskOptions, context: RunContext, address: str, af: int
+) -> UdpFlowProber:
+    """The UDP flow prober for a task's (already limited) options."""
     return UdpFlowProber(
         address,
         af,
-        timeout_s=float(options.get("timeout_s", settings.timeout_s)),
-        payload_size=int(options.get("size", settings.payload_size)),
+        timeout_s=options.timeout_s,
+        payload_size=options.size,
         netns=context.netns,
         pacer=context.pacer,
     )

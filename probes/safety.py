@@ -37,6 +37,14 @@ def payload_sequence(quoted: bytes) -> int | None:
     return int(_SEQUENCE.unpack_from(quoted)[1])
 
 
+_ALSO_REFUSED = tuple(
+    ipaddress.ip_network(n)
+    for n in ("100.64.0.0/10", "fec0::/10")  # carrier-grade NAT; IPv6 site-local
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 def _default_denied(address: IPAddress) -> bool:
     return bool(
         address.is_loopback
@@ -45,7 +53,24 @@ def _default_denied(address: IPAddress) -> bool:
         or address.is_reserved
         or address.is_multicast
         or address.is_unspecified
+        or any(address in net for net in _ALSO_REFUSED if net.version == address.version)
     )
+
+
+def wrapped_ipv4(address: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address carries: IPv4-mapped, NAT64 well-known prefix,
+    6to4 (2002::/16), Teredo (2001::/32: the server and the de-obfuscated client)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return ()
+    if address.ipv4_mapped is not None:
+        return (address.ipv4_mapped,)
+    if address in _NAT64:
+        return (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF),)
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address.teredo is not None:
+        return address.teredo
+    return ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +78,16 @@ class TargetPolicy:
     """Allow/deny list of destination networks.
 
     Order: an explicit ``deny`` entry refuses; an explicit ``allow`` entry permits; anything
-    else is permitted unless it is loopback, private, link-local, reserved, multicast or
-    unspecified (refused by default, so a lab network must be allowed explicitly).
+    else is permitted unless it is loopback, private, link-local, reserved, multicast,
+    unspecified, carrier-grade NAT (100.64.0.0/10) or IPv6 site-local (fec0::/10) — refused
+    by default, so a lab network must be allowed explicitly.
+
+    An IPv6 address that carries an IPv4 address (:func:`wrapped_ipv4`: IPv4-mapped,
+    NAT64 ``64:ff9b::/96``, 6to4, Teredo) is refused when the IPv4 address would be,
+    whatever the IPv6 address itself: ``2002:7f00:1::1`` is 127.0.0.1 in disguise. Allowing
+    the IPv6 network does not allow the IPv4 range inside it; allow that range too.
+    IPv4-mapped and NAT64 addresses are otherwise judged by their IPv4 address alone (they
+    *are* IPv4 destinations).
     """
 
     allow: tuple[IPNetwork, ...] = ()
@@ -74,19 +107,34 @@ class TargetPolicy:
         extra = TargetPolicy.from_strings(networks)
         return TargetPolicy(self.allow + extra.allow, self.deny)
 
+    @staticmethod
+    def _within(networks: tuple[IPNetwork, ...], ip: IPAddress) -> bool:
+        return any(ip in net for net in networks if net.version == ip.version)
+
     def check(self, address: str) -> None:
         """Raise :class:`TargetNotAllowed` unless probing ``address`` is permitted."""
         try:
             ip = ipaddress.ip_address(address)
         except ValueError as exc:
             raise TargetNotAllowed(f"{address!r} is not an IP address") from exc
-        if any(ip in net for net in self.deny if net.version == ip.version):
-            raise TargetNotAllowed(f"{address} is in the deny-list")
-        if any(ip in net for net in self.allow if net.version == ip.version):
+        inner = wrapped_ipv4(ip)
+        for candidate in (ip, *inner):
+            if self._within(self.deny, candidate):
+                raise TargetNotAllowed(f"{address} is in the deny-list")
+        for candidate in inner:
+            if not self._within(self.allow, candidate) and _default_denied(candidate):
+                raise TargetNotAllowed(
+                    f"{address} wraps {candidate}, which is loopback/private/reserved/"
+                    "carrier-grade NAT; allow that IPv4 range explicitly"
+                )
+        if self._within(self.allow, ip):
             return
+        if inner and (ip in _NAT64 or ip in _IPV4_MAPPED):
+            return  # an IPv4 destination, judged above by its IPv4 address
         if _default_denied(ip):
             raise TargetNotAllowed(
-                f"{address} is loopback/private/link-local/reserved; allow it explicitly"
+                f"{address} is loopback/private/link-local/reserved/carrier-grade NAT/"
+                "site-local; allow it explicitly"
             )
 
 

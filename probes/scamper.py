@@ -9,6 +9,10 @@ sends them all, like Atlas), ``{"x": "*"}`` for a probe without an answer.
 The flow id: TCP uses source port ``33000 + paris_id`` to destination port 443 (option
 ``port``); ICMP Paris fixes the ICMP checksum to ``paris_id + 1`` (scamper's ``-d`` for
 ``icmp-paris``), so every probe of one trace has the same checksum and ICMP identifier.
+
+:func:`run_tracelb` runs scamper's own MDA (``tracelb``) for the comparison with
+grenswacht's (``bench/mda_vs_tracelb.py``, docs/probes.md); it returns scamper's JSON
+object as is (there is no Atlas format for it).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from probes.context import RunContext, now
 from probes.flows import DEFAULT_SOURCE_PORT_BASE
+from probes.settings import TaskOptions, task_options
 from schemas.errors import ProbeError
 from schemas.tasks import ProbeTask
 
@@ -30,23 +35,24 @@ _UNREACHABLE_FLAGS = {
 }
 
 
-def scamper_command(task: ProbeTask, context: RunContext, address: str) -> list[str]:
+def scamper_command(
+    task: ProbeTask, options: TaskOptions, context: RunContext, address: str
+) -> list[str]:
     settings = context.settings
-    options = task.options
     method = _METHODS.get(task.protocol)
     if method is None:
         raise ProbeError(f"scamper runner does not do {task.protocol!r} traceroute")
-    wait = max(1, round(float(options.get("timeout_s", settings.timeout_s))))
+    wait = max(1, round(options.timeout_s))
     trace = [
         "trace", "-P", method, "-Q",
-        "-q", str(int(options.get("packets", settings.packets))),
-        "-m", str(int(options.get("max_hops", settings.max_hops))),
+        "-q", str(options.packets),
+        "-m", str(options.max_hops),
         "-w", str(wait),
-        "-g", str(int(options.get("gap_limit", settings.gap_limit))),
+        "-g", str(options.gap_limit),
     ]
     if task.protocol == "tcp":
         trace += ["-s", str(DEFAULT_SOURCE_PORT_BASE + task.paris_id),
-                  "-d", str(int(options.get("port", 443)))]
+                  "-d", str(options.port or 443)]
     else:
         trace += ["-d", str(task.paris_id + 1)]
     executable = shutil.which(settings.scamper) or settings.scamper
@@ -90,10 +96,11 @@ def atlas_hops(trace: dict[str, Any], af: int, packets: int) -> list[dict[str, A
 
 def run_scamper_traceroute(task: ProbeTask, context: RunContext) -> list[dict[str, Any]]:
     """A traceroute runner for ``protocol`` icmp or tcp (needs scamper's privileges)."""
+    options = task_options(task, context.settings)
     address, name = context.resolve(task.target, task.af)
     af = 6 if ":" in address else 4
-    command = scamper_command(task, context, address)
-    packets = int(task.options.get("packets", context.settings.packets))
+    command = scamper_command(task, options, context, address)
+    packets = options.packets
     started = now()
     try:
         done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
@@ -130,3 +137,38 @@ def run_scamper_traceroute(task: ProbeTask, context: RunContext) -> list[dict[st
         }
     )
     return [result]
+
+
+def run_tracelb(
+    address: str, *, netns: str | None = None, confidence: int = 95,
+    method: str = "udp-dport", executable: str = "scamper", timeout_s: float = 900.0,
+) -> dict[str, Any]:
+    """One scamper ``tracelb`` to ``address`` (1 s reply wait, 1 attempt, 150 ms between
+    probes — the least scamper 20211212 accepts); scamper's JSON ``tracelb`` object."""
+    lb = f"tracelb -P {method} -c {confidence} -q 1 -w 1 -W 15"
+    command = [shutil.which(executable) or executable, "-O", "json", "-c", lb, "-i", address]
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+            command, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ProbeError(f"cannot run scamper: {exc}") from exc
+    for line in done.stdout.splitlines():
+        obj = json.loads(line) if line.strip() else {}
+        if obj.get("type") == "tracelb":
+            return dict(obj)
+    raise ProbeError(f"scamper tracelb failed (exit {done.returncode}): "
+                     f"{done.stderr.strip()[:300] or 'no tracelb object'}")
+
+
+def tracelb_interfaces(tracelb: dict[str, Any]) -> set[str]:
+    """Every interface address a ``tracelb`` object names (nodes and link ends)."""
+    found = set()
+    for node in tracelb.get("nodes", []):
+        found.add(str(node.get("addr", "*")))
+        for link in node.get("links", []):
+            for hop in link:
+                found.add(str(hop.get("addr", "*")))
+    return found - {"*"}

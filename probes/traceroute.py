@@ -14,6 +14,7 @@ from typing import Any
 
 from probes.context import RunContext, now
 from probes.flows import Probe, Reply, UdpFlowProber, prober_for, target_of
+from probes.settings import task_options
 from schemas.tasks import ProbeTask
 
 
@@ -49,17 +50,16 @@ def trace_hops(
 
 def run_traceroute(task: ProbeTask, context: RunContext) -> list[dict[str, Any]]:
     """A :data:`probes.runners.RUNNERS` entry: one Atlas ``traceroute`` result."""
-    settings = context.settings
-    options = task.options
+    options = task_options(task, context.settings)
     address, name, af = target_of(task, context)
     started = now()
-    with prober_for(task, context, address, af) as prober:
+    with prober_for(options, context, address, af) as prober:
         hops = trace_hops(
             prober,
             task.paris_id,
-            max_hops=int(options.get("max_hops", settings.max_hops)),
-            packets=int(options.get("packets", settings.packets)),
-            gap_limit=int(options.get("gap_limit", settings.gap_limit)),
+            max_hops=options.max_hops,
+            packets=options.packets,
+            gap_limit=options.gap_limit,
         )
         source = prober.source_address()
     result = context.result_head(

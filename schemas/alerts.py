@@ -93,6 +93,8 @@ class Alert(_Model):
     before: JurisdictionState
     after: JurisdictionState
     added: list[str] = Field(default_factory=list, description="Jurisdictions that appeared.")
+    removed: list[str] = Field(default_factory=list,
+                               description="Jurisdictions of the baseline no longer seen.")
     confirmation: Confirmation = Field(default_factory=Confirmation)
     flaps: int = Field(0, description="Times it came back within the hold-down after resolving.")
     evidence: list[Evidence] = Field(default_factory=list)

@@ -24,7 +24,8 @@ cousteau/requests in ``scheduler/atlas.py``, Graphviz's ``dot`` in
     │   ├── AtlasAuthError           key missing, invalid or without a permission
     │   └── AtlasRateLimited         HTTP 429 / 5xx, with ``retry_after``
     ├── ProbeError                   a self-hosted measurement could not run
-    │   └── TargetNotAllowed         the target is outside the allow-list
+    │   ├── TargetNotAllowed         the target is outside the allow-list
+    │   └── InvalidTaskOptions       a probe task's options are unknown or nonsense
     └── RenderError                  a path picture cannot be drawn (Graphviz missing,
                                      failed or timed out; the graph too large)
 """
@@ -124,6 +125,10 @@ class ProbeError(GrenswachtError):
 
 class TargetNotAllowed(ProbeError):
     """The destination is outside the agent's allow-list (or inside its deny-list)."""
+
+
+class InvalidTaskOptions(ProbeError):
+    """A probe task names an unknown option or gives one a value that makes no sense."""
 
 
 class RenderError(GrenswachtError):

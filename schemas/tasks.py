@@ -33,12 +33,26 @@ class ProbeTask(BaseModel):
     """One measurement for one vantage point.
 
     * ``traceroute`` / ``mda``: ``target`` is a hostname or address; ``af`` picks the
-      family when a name is resolved; ``paris_id`` is the flow id (traceroute) or the first
-      flow id (mda); ``options`` may hold ``max_hops``, ``timeout_s``, ``packets``,
-      ``confidence`` (mda: 0.95 or 0.99), ``size``.
-    * ``dns``: ``target`` is the name to resolve; ``options`` may hold ``resolvers`` (list
-      of addresses; default: the vantage point's configured or system resolvers) and
-      ``query_types`` (default ``["A", "AAAA"]``).
+      family when a name is resolved; ``paris_id`` is the flow id (traceroute; echoed by
+      mda, which draws its flows from a seed).
+    * ``dns``: ``target`` is the name to resolve.
+
+    ``options`` (all optional; the agent's ``[probe]`` setting in brackets is the default
+    and the ceiling — more is lowered to it, see ``probes.settings.task_options``):
+
+    * traceroute: ``max_hops`` [max_hops], ``packets`` [packets], ``gap_limit``
+      [gap_limit], ``timeout_s`` [timeout_s], ``size`` (UDP payload bytes, at least 17)
+      [payload_size], ``port`` (TCP destination port, default 443).
+    * mda: ``max_hops``, ``gap_limit``, ``timeout_s``, ``size`` as above, ``confidence``
+      (0.95 or 0.99, of the whole run) [mda_confidence], ``max_flows`` [mda_max_flows],
+      ``seed`` (0 to 2**32 - 1: the ``flow_seed`` of an earlier result, to replay it;
+      default a fresh random seed).
+    * dns: ``resolvers`` (1 to 8 addresses; default the configured or system resolvers,
+      each checked by the target policy), ``query_types`` (1 to 8, default
+      ``["A", "AAAA"]``), ``timeout_s`` [dns_timeout_s], ``port`` (default 53).
+
+    Any other key, a value of the wrong type or below the least sensible value makes the
+    task malformed: the agent counts it and runs nothing.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -9,6 +9,8 @@ and new consumers can run side by side during an upgrade.
 | | | Atlas result JSON object, bytes as received (``type: mda`` for MDA) |
 | ``grenswacht.probe-tasks.v1`` | vantage point name | :class:`schemas.tasks.ProbeTask` JSON |
 | ``grenswacht.findings.v1`` | application or destination | :class:`schemas.models.Finding` JSON |
+| ``grenswacht.verdicts.v1`` | measured target | :class:`schemas.verdicts.VerdictMessage` JSON: |
+| | | the path verdicts of one analysed window (``docs/verdicts.md``) |
 | ``grenswacht.alerts.v1`` | application | :class:`schemas.models.Alert` JSON |
 | ``grenswacht.dead-letters.v1`` | original topic | :class:`schemas.models.DeadLetter` JSON |
 | ``grenswacht.vantage-points.v1`` | probe id | :class:`schemas.vantage.AtlasProbeMetadata` |
@@ -29,13 +31,15 @@ import orjson
 RESULTS = "grenswacht.results.v1"
 PROBE_TASKS = "grenswacht.probe-tasks.v1"
 FINDINGS = "grenswacht.findings.v1"
+VERDICTS = "grenswacht.verdicts.v1"
 ALERTS = "grenswacht.alerts.v1"
 DEAD_LETTERS = "grenswacht.dead-letters.v1"
 VANTAGE_POINTS = "grenswacht.vantage-points.v1"
 CONFIRM_REQUESTS = "grenswacht.confirm-requests.v1"
 
 ALL_TOPICS = (
-    RESULTS, PROBE_TASKS, FINDINGS, ALERTS, DEAD_LETTERS, VANTAGE_POINTS, CONFIRM_REQUESTS
+    RESULTS, PROBE_TASKS, FINDINGS, VERDICTS, ALERTS, DEAD_LETTERS, VANTAGE_POINTS,
+    CONFIRM_REQUESTS,
 )
 OUTPUT_TOPICS = (
     FINDINGS, ALERTS, DEAD_LETTERS, PROBE_TASKS, VANTAGE_POINTS, CONFIRM_REQUESTS
@@ -65,6 +69,7 @@ DEFAULT_TOPIC_SPECS = (
     TopicSpec(RESULTS, partitions=6, retention_ms=7 * 24 * 3600 * 1000),
     TopicSpec(PROBE_TASKS, partitions=3, retention_ms=24 * 3600 * 1000),
     TopicSpec(FINDINGS, partitions=3, retention_ms=30 * 24 * 3600 * 1000),
+    TopicSpec(VERDICTS, partitions=3, retention_ms=7 * 24 * 3600 * 1000),
     TopicSpec(ALERTS, partitions=1, retention_ms=90 * 24 * 3600 * 1000),
     TopicSpec(DEAD_LETTERS, partitions=1, retention_ms=30 * 24 * 3600 * 1000),
     TopicSpec(VANTAGE_POINTS, partitions=1, retention_ms=30 * 24 * 3600 * 1000),

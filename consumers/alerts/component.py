@@ -1,16 +1,18 @@
-"""The alerts component: results topic -> jurisdiction observations -> change detector ->
+"""The alerts component: verdicts topic -> jurisdiction observations -> change detector ->
 ``alerts`` table + alerts topic + delivery outbox -> channels.
 
-Order of every batch (at least once, idempotent): detect; write the alert rows, the outbox
-rows and the detector state to ClickHouse; publish the new alert versions on
-:data:`schemas.topics.ALERTS`; **then** commit the results offsets. A crash before the commit
-replays the batch: results already counted are ignored by the detector (event time per
-series), alert rows are replaced by identical ones, and outbox rows that exist are not
+It reads the path verdicts the analysis published (:data:`schemas.topics.VERDICTS`, one
+derivation: it never computes a verdict itself), turns each home path into an observation
+(``consumers.alerts.state``) and feeds the change detector. Order of every batch (at least
+once, idempotent): detect; write the alert rows, the outbox rows and the detector state to
+ClickHouse; publish the new alert versions on :data:`schemas.topics.ALERTS`; **then** commit
+the verdict offsets. A crash before the commit replays the batch: paths already counted are
+ignored by the detector (event time per series; a window analysed again republishes its
+paths), alert rows are replaced by identical ones, and outbox rows that exist are not
 re-created. The dispatcher delivers the outbox between polls.
 
 The lead runs it from ``grenswacht run`` (``grenswacht/embedded.py``) and from
-``grenswacht consume alerts``: ``AlertsComponent(settings.alerts, storage, bus,
-jurisdiction=settings.jurisdiction).run(stop)``.
+``grenswacht consume alerts``: ``AlertsComponent(settings.alerts, storage, bus).run(stop)``.
 """
 
 from __future__ import annotations
@@ -21,21 +23,20 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
+from pydantic import ValidationError
 
-from consumers.alerts.analyze import ResultAnalyzer
 from consumers.alerts.deliver import Channel, Dispatcher, open_channels
 from consumers.alerts.detect import ChangeDetector
 from consumers.alerts.settings import AlertSettings
-from consumers.alerts.state import Applications, StateKey
+from consumers.alerts.state import Applications, StateKey, observations
 from consumers.alerts.store import AlertStore
-from consumers.enrich import JurisdictionSettings, open_enricher
 from consumers.storage import Storage
 from schemas import topics
 from schemas.alerts import Alert
 from schemas.bus import Bus, Message, next_offsets
 from schemas.errors import BusClosed, BusError, StorageError, StorageUnavailable
 from schemas.retry import RetryPolicy
+from schemas.verdicts import PathMessage, VerdictMessage
 
 log = logging.getLogger(__name__)
 
@@ -48,33 +49,28 @@ class AlertsComponent:
     name = "alerts"
 
     def __init__(self, settings: AlertSettings, storage: Storage, bus: Bus, *,
-                 jurisdiction: JurisdictionSettings | None = None,
                  channels: Mapping[str, Channel] | None = None,
                  applications: Applications | None = None) -> None:
         self.settings = settings
         self.storage = storage
         self.bus = bus
-        self.jurisdiction = jurisdiction or JurisdictionSettings()
         self._channels = dict(channels) if channels is not None else None
         self._fixed_applications = applications
         self.store = AlertStore(storage)
         self.detector = ChangeDetector(settings)
-        self.analyzer: ResultAnalyzer | None = None
         self.dispatcher: Dispatcher | None = None
         self.applications = applications or Applications(
             unmapped_targets=settings.unmapped_targets)
         self._applications_loaded = 0.0
         self._subscribed = False
-        self.counters = {"results": 0, "observations": 0, "alert_versions": 0,
-                         "batches": 0, "retries": 0}
+        self.counters = {"paths": 0, "observations": 0, "alert_versions": 0,
+                         "batches": 0, "retries": 0, "skipped": 0}
 
     # -- setup ---------------------------------------------------------------------------
     def setup(self) -> None:
-        """Open the enricher and the channels, load the detector state (I/O happens here)."""
-        if self.analyzer is not None:
+        """Open the channels, load the detector state (I/O happens here)."""
+        if self.dispatcher is not None:
             return
-        enricher, registry = open_enricher(self.jurisdiction)
-        self.analyzer = ResultAnalyzer(enricher, registry, self.settings)
         channels = self._channels if self._channels is not None else open_channels(
             self.settings)
         self.dispatcher = Dispatcher(
@@ -103,15 +99,16 @@ class AlertsComponent:
             rows, unmapped_targets=self.settings.unmapped_targets)
 
     # -- one batch -----------------------------------------------------------------------
-    def detect(self, results: Sequence[tuple[dict[str, Any], str]]) -> list[Alert]:
-        """Feed results ((result, source) pairs) to the detector; the alert versions out."""
+    def detect(self, paths: Sequence[PathMessage]) -> list[Alert]:
+        """Feed published path verdicts to the detector; the alert versions out."""
         self.setup()
-        assert self.analyzer is not None  # noqa: S101 - set by setup()
-        observations = self.analyzer.observe(results, self.applications)
-        self.counters["results"] += len(results)
-        self.counters["observations"] += len(observations)
+        found = observations(paths, self.applications, self.settings.granularity,
+                             transit_legal=self.settings.transit_legal,
+                             home_only=self.settings.home_only)
+        self.counters["paths"] += len(paths)
+        self.counters["observations"] += len(found)
         events: list[Alert] = []
-        for observation in observations:
+        for observation in found:
             events.extend(self.detector.feed(observation))
         return events
 
@@ -136,16 +133,15 @@ class AlertsComponent:
 
     def process(self, messages: Sequence[Message], stop: threading.Event | None = None) -> None:
         """Detect, persist (retrying while storage or the bus fail), then commit."""
-        results = []
+        paths: list[PathMessage] = []
         for message in messages:
             try:
-                value = orjson.loads(message.value)
-            except orjson.JSONDecodeError:
-                continue  # the ingest consumer dead-letters it
-            source = (message.header(topics.HEADER_SOURCE) or b"unknown").decode(
-                "utf-8", "replace")
-            results.append((value, source))
-        events = self.detect(results)
+                paths.extend(VerdictMessage.from_bytes(message.value).paths)
+            except ValidationError as exc:  # written by the analysis: a bug, not input
+                self.counters["skipped"] += 1
+                log.error("skipping a verdict message that does not parse: %s", exc)
+        paths.sort(key=lambda p: p.timestamp)
+        events = self.detect(paths)
 
         def retrying(error: BaseException, seconds: float, failures: int) -> None:
             self.counters["retries"] += 1
@@ -167,7 +163,7 @@ class AlertsComponent:
     def poll_once(self, timeout: float = 0.5, stop: threading.Event | None = None) -> int:
         self.setup()
         if not self._subscribed:
-            self.bus.subscribe([topics.RESULTS], self.settings.group)
+            self.bus.subscribe([topics.VERDICTS], self.settings.group)
             self._subscribed = True
         self._refresh_applications()
         messages = self.bus.poll(max_records=self.settings.batch_size, timeout=timeout)
@@ -196,9 +192,9 @@ class AlertsComponent:
         }
 
 
-def create_component(settings: AlertSettings, storage: Storage, bus: Bus, *,
-                     jurisdiction: JurisdictionSettings | None = None) -> AlertsComponent | None:
+def create_component(settings: AlertSettings, storage: Storage,
+                     bus: Bus) -> AlertsComponent | None:
     """The component when at least one channel is configured, else None (not wanted)."""
     if not settings.channels:
         return None
-    return AlertsComponent(settings, storage, bus, jurisdiction=jurisdiction)
+    return AlertsComponent(settings, storage, bus)

@@ -10,11 +10,19 @@ Per state key (application, vantage set, address family) the detector keeps:
   *confirmed* when ``confirm_vantage_points`` vantage points saw it, or one series saw it in
   ``confirm_rounds`` consecutive results, or it came with ``confirm_flow_ids`` different flow
   ids; unconfirmed candidates are forgotten after ``confirm_window_s``;
+* **disappearances** (``alert_on_disappearance``) — a baseline atom that the series which
+  last showed it (still live) and every other live series have not shown for
+  ``learn_results`` consecutive results (a full Paris-ID cycle: no branch is missed), and
+  not for ``hold_down_s``, is gone: it leaves the baseline and is ``removed`` in the alert.
+  If it comes back, it returns to the baseline. A series that goes silent takes nothing
+  with it (its atoms are forgotten after ``forget_after_s``, as before);
 * at most one **open alert**. Confirmed atoms open it (or widen it: a new version). It
   resolves when every series that saw its atoms returned ``resolve_rounds`` results without
   them *and* they were last seen ``hold_down_s`` ago (hysteresis: a flapping change keeps one
-  alert open instead of firing and resolving again and again). A change confirmed again
-  within ``hold_down_s`` after resolving re-opens the same alert (``flaps`` + 1).
+  alert open instead of firing and resolving again and again). An alert of disappearances
+  only resolves when the atoms come back, or when the new state has held for
+  ``hold_down_s`` (it is the baseline now). A change confirmed again within ``hold_down_s``
+  after resolving re-opens the same alert (``flaps`` + 1).
 
 Time is event time (result timestamps), so a replay gives the same alerts as the live run.
 A result older than the last one of its series is ignored (replays, duplicates). The state
@@ -87,6 +95,10 @@ class KeyState:
     held: dict[str, Held] = field(default_factory=dict)
     last_resolved: Alert | None = None
     clock: float = 0.0
+    # baseline atom -> series -> results in a row without it; the series that last showed it
+    absent: dict[str, dict[str, int]] = field(default_factory=dict)
+    last_series: dict[str, str] = field(default_factory=dict)
+    removed: dict[str, float] = field(default_factory=dict)  # atom -> when it was removed
 
 
 class ChangeDetector:
@@ -112,13 +124,17 @@ class ChangeDetector:
         self.touched.add(obs.key)
         for atom in obs.atoms & state.baseline.keys():
             state.baseline[atom] = max(state.baseline[atom], obs.timestamp)
+        for atom in obs.atoms & state.removed.keys():  # it came back: baseline again
+            del state.removed[atom]
+            state.baseline[atom] = obs.timestamp
         if counters[0] <= self.cfg.learn_results:
             for atom in obs.atoms - state.held.keys():
                 state.baseline[atom] = max(state.baseline.get(atom, 0.0), obs.timestamp)
                 state.candidates.pop(atom, None)
         else:
             self._compare(state, obs)
-        events = self._confirm(state, obs)
+        self._count_absence(state, obs, learning=counters[0] <= self.cfg.learn_results)
+        events = self._confirm(state, obs, self._disappeared(state))
         self._expire(state)
         resolved = self._maybe_resolve(state)
         if resolved is not None:
@@ -154,21 +170,57 @@ class ChangeDetector:
         if state.alert is not None and obs.atoms & state.held.keys():
             state.alert.last_seen = max(state.alert.last_seen, _time(obs.timestamp))
 
-    def _confirm(self, state: KeyState, obs: Observation) -> list[Alert]:
+    def _count_absence(self, state: KeyState, obs: Observation, *, learning: bool) -> None:
+        for atom in state.baseline:
+            counts = state.absent.setdefault(atom, {})
+            if atom in obs.atoms:
+                counts[obs.series] = 0
+                state.last_series[atom] = obs.series
+            elif not learning:
+                counts[obs.series] = counts.get(obs.series, 0) + 1
+
+    def _disappeared(self, state: KeyState) -> dict[str, Confirmation]:
+        """Baseline atoms no live series showed for a full cycle (module docstring)."""
+        if not self.cfg.alert_on_disappearance:
+            return {}
+        clock, need = state.clock, self.cfg.learn_results
+        live = {s for s, (_n, last) in state.series.items()
+                if clock - last < self.cfg.stale_series_s}
+        gone: dict[str, Confirmation] = {}
+        for atom, last_seen in state.baseline.items():
+            owner = state.last_series.get(atom)
+            counts = state.absent.get(atom, {})
+            if owner not in live or clock - last_seen < self.cfg.hold_down_s:
+                continue
+            if all(counts.get(series, 0) >= need for series in live):
+                gone[atom] = Confirmation(
+                    vantage_points=len({s.split("|", 1)[0] for s in live}),
+                    consecutive_results=min(counts.get(s, 0) for s in live),
+                    rule=f"not seen by any of {len(live)} live series for {need} results "
+                    f"and {self.cfg.hold_down_s:.0f} s")
+        return gone
+
+    def _confirm(self, state: KeyState, obs: Observation,
+                 disappeared: dict[str, Confirmation] | None = None) -> list[Alert]:
         confirmed: dict[str, Confirmation] = {}
         for atom, cand in state.candidates.items():
             found = cand.confirmation(self.cfg)
             if found is not None:
                 confirmed[atom] = found
-        if not confirmed:
+        gone = disappeared or {}
+        if not confirmed and not gone:
             return []
         cands = {atom: state.candidates.pop(atom) for atom in confirmed}
         for atom, cand in cands.items():
             state.held[atom] = Held(cand.last_seen, dict.fromkeys(cand.streaks, 0))
+        for atom in gone:
+            state.removed[atom] = state.clock
+            del state.baseline[atom]
+            state.absent.pop(atom, None)
         evidence = [Evidence.model_validate(e) for c in cands.values() for e in c.evidence]
-        rule = next(iter(confirmed.values()))
-        first = min(c.first_seen for c in cands.values())
-        last = max(c.last_seen for c in cands.values())
+        rule = next(iter(confirmed.values())) if confirmed else next(iter(gone.values()))
+        first = min([c.first_seen for c in cands.values()] or [state.clock])
+        last = max([c.last_seen for c in cands.values()] or [state.clock])
         if state.alert is not None:
             alert = state.alert.model_copy(deep=True)
             alert.version += 1
@@ -182,10 +234,12 @@ class ChangeDetector:
                 alert.state = FIRING
                 alert.resolved_at = None
                 alert.added = []
+                alert.removed = []
                 alert.evidence = []
             else:
-                alert = self._new_alert(state, obs, first)
+                alert = self._new_alert(state, obs, first, frozenset(gone))
         alert.added = sorted(set(alert.added) | set(confirmed))
+        alert.removed = sorted(set(alert.removed) | set(gone))
         alert.after = summarize(set(state.baseline) | set(alert.added))
         alert.last_seen = max(alert.last_seen, _time(last))
         alert.confirmation = rule
@@ -195,7 +249,8 @@ class ChangeDetector:
         state.last_resolved = None
         return [alert]
 
-    def _new_alert(self, state: KeyState, obs: Observation, first: float) -> Alert:
+    def _new_alert(self, state: KeyState, obs: Observation, first: float,
+                   gone: frozenset[str] = frozenset()) -> Alert:
         key = obs.key
         digest = hashlib.sha256(f"{key.text}|{first:.3f}".encode()).hexdigest()[:20]
         info = obs.application
@@ -205,7 +260,8 @@ class ChangeDetector:
             municipalities=list(info.municipalities), criticality=info.criticality,
             severity=self.cfg.severity.get(info.criticality, "warning"),
             first_seen=_time(first), last_seen=_time(first),
-            before=summarize(state.baseline), after=summarize(state.baseline),
+            before=summarize(set(state.baseline) | gone),
+            after=summarize(state.baseline),
         )
 
     @staticmethod
@@ -217,6 +273,8 @@ class ChangeDetector:
             parts.append("traffic now physically passes " + ", ".join(new_physical))
         if new_legal:
             parts.append("operators under the law of " + ", ".join(new_legal))
+        if alert.removed:
+            parts.append("no longer seen: " + ", ".join(alert.removed))
         if alert.after.verdict != alert.before.verdict:
             parts.append(f"verdict {DESCRIPTIONS.get(alert.before.verdict, alert.before.verdict)}"
                          f" -> {DESCRIPTIONS.get(alert.after.verdict, alert.after.verdict)}")
@@ -232,26 +290,38 @@ class ChangeDetector:
         for atom in [a for a, t in state.baseline.items()
                      if clock - t > self.cfg.forget_after_s]:
             del state.baseline[atom]
+            state.absent.pop(atom, None)
+            state.last_series.pop(atom, None)
 
     def _maybe_resolve(self, state: KeyState) -> Alert | None:
         alert = state.alert
         if alert is None:
             return None
         clock = state.clock
-        for held in state.held.values():
-            if clock - held.last_seen < self.cfg.hold_down_s:
+        if state.removed and not state.held:
+            if clock - max(state.removed.values()) < self.cfg.hold_down_s:
                 return None
-            for series, absent in held.absent.items():
-                last = state.series.get(series, [0, 0.0])[1]
-                if absent < self.cfg.resolve_rounds and clock - last < self.cfg.stale_series_s:
+            how = f"the new state held for {self.cfg.hold_down_s:.0f} s and is the baseline now"
+        elif not state.held and alert.removed:
+            how = "back to the previous state"  # every removed atom came back
+        else:
+            for held in state.held.values():
+                if clock - held.last_seen < self.cfg.hold_down_s:
                     return None
+                for series, absent in held.absent.items():
+                    last = state.series.get(series, [0, 0.0])[1]
+                    if (absent < self.cfg.resolve_rounds
+                            and clock - last < self.cfg.stale_series_s):
+                        return None
+            how = "back to the previous state"
         resolved = alert.model_copy(deep=True)
         resolved.version += 1
         resolved.state = RESOLVED
         resolved.resolved_at = _time(clock)
-        resolved.summary = f"resolved: {alert.summary} (back to the previous state)"
+        resolved.summary = f"resolved: {alert.summary} ({how})"
         state.alert = None
         state.held.clear()
+        state.removed.clear()
         state.last_resolved = resolved
         return resolved
 
@@ -272,6 +342,9 @@ class ChangeDetector:
             "last_resolved": s.last_resolved.model_dump(mode="json") if s.last_resolved
             else None,
             "clock": s.clock,
+            "absent": s.absent,
+            "last_series": s.last_series,
+            "removed": s.removed,
         }
 
     def load_key(self, key: StateKey, data: dict[str, Any]) -> None:
@@ -288,6 +361,10 @@ class ChangeDetector:
             last_resolved=Alert.model_validate(data["last_resolved"])
             if data["last_resolved"] else None,
             clock=float(data["clock"]),
+            absent={a: {k: int(v) for k, v in c.items()}
+                    for a, c in data.get("absent", {}).items()},
+            last_series=dict(data.get("last_series", {})),
+            removed={a: float(t) for a, t in data.get("removed", {}).items()},
         )
 
     def open_alerts(self) -> list[Alert]:

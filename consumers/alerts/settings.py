@@ -34,6 +34,13 @@ class AlertSettings(BaseModel):
         7 * 24 * 3600.0, gt=0,
         description="A baseline jurisdiction not seen for this long is dropped (no alert).",
     )
+    home_only: bool = Field(
+        True, description="Watch only paths from home vantage points (verdicts.home_countries, "
+        "self-hosted); false: reference probes too, under keys of their own country.")
+    alert_on_disappearance: bool = Field(
+        True, description="Alert when a jurisdiction of the baseline is no longer seen by any "
+        "series of the key for learn_results consecutive results (a full Paris-ID cycle) "
+        "and at least hold_down_s.")
     # -- confirmation ----------------------------------------------------------------
     confirm_vantage_points: int = Field(
         2, ge=1, description="A new jurisdiction is confirmed when this many vantage points "
@@ -78,8 +85,8 @@ class AlertSettings(BaseModel):
     dispatch_interval_s: float = Field(
         1.0, gt=0, description="How often pending deliveries are looked at.")
     # -- consumer ------------------------------------------------------------------------
-    group: str = Field("grenswacht-alerts", description="Consumer group on the results topic.")
-    batch_size: int = Field(2000, ge=1, description="Results per detection batch.")
+    group: str = Field("grenswacht-alerts", description="Consumer group on the verdicts topic.")
+    batch_size: int = Field(200, ge=1, description="Verdict messages per detection batch.")
     unmapped_targets: bool = Field(
         True, description="A measured target that belongs to no application in the "
         "inventory is watched as an application of its own (named after the target).")

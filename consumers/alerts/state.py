@@ -1,30 +1,31 @@
 """The jurisdiction state of an application, and the observations that update it.
 
-A **state key** is (application, vantage set, address family). The vantage set of a result
-is the country of its vantage point (``nl`` for the Dutch RIPE Atlas probes of the default
-``nl`` vantage set; reference probes elsewhere get keys of their own, so a US reference
-probe never hides or fakes a change seen from the Netherlands).
+A **state key** is (application, vantage set, address family). The vantage set of a path is
+its home set (``nl`` for RIPE Atlas probes in the Netherlands, ``self`` for self-hosted
+vantage points; ``consumers.home``); with ``alerts.home_only = false`` reference probes
+elsewhere are watched too, under keys of their own (their country), so a US reference probe
+never hides or fakes a change seen from the Netherlands.
 
-One traceroute gives one :class:`Observation`: the jurisdictions of every hop on every
-branch it saw, written as *atoms* — ``physical:US`` (a hop is physically in the US: a source
-says so and RTT physics allows it), ``legal:US`` (a hop's operator, or its parent company,
-is under US law), ``verdict:routed_via_us`` (the path's class, see
-:mod:`consumers.verdicts`) — each with the evidence that produced it. The state of a key is
-the set of atoms over all its current branches. Pure functions, no I/O.
+One path verdict (a traceroute, or an MDA result over all its branches), as the analysis
+published it on the verdicts topic (:class:`schemas.verdicts.PathMessage`), gives one
+:class:`Observation`: the jurisdictions of every located hop written as *atoms* —
+``physical:US`` (a hop is physically in the US: a source says so and RTT physics allows
+it), ``legal:US`` (a hop's operator, or its parent company, is under US law),
+``verdict:routed_via_us`` (the path's class, see :mod:`consumers.verdicts`) — each with
+the evidence that produced it. Nothing is derived again: the atoms are read off the
+published hop verdicts. The state of a key is the set of atoms over all its current
+branches. Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from consumers.enrich.geo import is_public
-from consumers.enrich.hops import HopVerdict
-from consumers.enrich.window import PathResult
-from consumers.verdicts import EU_EEA, SEVERITY, UNKNOWN
+from consumers.verdicts import EU_EEA, SEVERITY, UNKNOWN, normalise_class
 from schemas.alerts import Evidence, JurisdictionState, ResultRef
+from schemas.verdicts import HopMessage, PathMessage
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 EU_BLOC = "EU"
@@ -90,58 +91,47 @@ def summarize(atoms: Iterable[str]) -> JurisdictionState:
                              verdict=ordered[0] if ordered else UNKNOWN, verdicts=ordered)
 
 
-def _sources(hop: HopVerdict) -> list[str]:
-    return [f"{c.source} ({c.dataset_version}): {c.country or '?'}"
-            for c in hop.physical.sources]
-
-
-def _evidence(atom: str, ref: ResultRef, vantage: str, hop: HopVerdict | None,
+def _evidence(atom: str, ref: ResultRef, vantage: str, hop: HopMessage | None,
               reason: str) -> Evidence:
     if hop is None:
         return Evidence(change=atom, result=ref, vantage_point=vantage, reason=reason)
-    bound = hop.physical.bound
     return Evidence(
-        change=atom, result=ref, vantage_point=vantage, hop=hop.record.hop,
-        address=hop.record.address, rtt_ms=hop.record.rtt_ms,
-        bound_km=round(bound.bound_km, 1) if bound else None,
-        us_distance_km=round(bound.us_distance_km, 1) if bound else None,
-        physical_country=hop.physical.country, physical_confidence=hop.physical.confidence,
-        legal_operator=hop.legal.operator, legal_country=hop.legal.country,
-        sources=_sources(hop), reason=reason or hop.physical.note,
+        change=atom, result=ref, vantage_point=vantage, hop=hop.hop, address=hop.address,
+        rtt_ms=hop.rtt_ms, bound_km=hop.bound_km, us_distance_km=hop.us_distance_km,
+        physical_country=hop.physical_country, physical_confidence=hop.physical_confidence,
+        legal_operator=hop.legal_operator, legal_country=hop.legal_country,
+        sources=list(hop.sources), reason=reason or hop.note,
     )
 
 
-def path_atoms(result: PathResult, granularity: str, *, transit_legal: bool = True,
+def path_atoms(path: PathMessage, granularity: str, *, transit_legal: bool = True,
                ref: ResultRef) -> tuple[frozenset[str], dict[str, Evidence]]:
     """The jurisdiction atoms of one forward path, with one piece of evidence per atom."""
-    vantage = result.vantage.key if result.vantage else f"atlas:{result.path.probe_id}"
     atoms: dict[str, Evidence] = {}
-    destination = result.verdict.destination
-    hops = [h for h in result.hops if not h.record.is_destination] + [destination]
-    for hop in hops:
-        if not is_public(hop.record.address):
-            continue
-        place = jurisdiction(hop.physical.country, granularity)
+    for hop in path.hops:
+        place = jurisdiction(hop.physical_country, granularity)
+        what = "destination" if hop.is_destination else f"hop {hop.hop}"
         if place:
             atom = f"physical:{place}"
             if atom not in atoms:
-                what = "destination" if hop is destination else f"hop {hop.record.hop}"
-                atoms[atom] = _evidence(atom, ref, vantage, hop, f"{what} {hop.record.address} "
-                                        f"is physically in {hop.physical.country}")
-        if hop is destination or transit_legal:
-            law = jurisdiction(hop.legal.country, granularity)
+                atoms[atom] = _evidence(atom, ref, path.vantage_key, hop,
+                                        f"{what} {hop.address} is physically in "
+                                        f"{hop.physical_country}")
+        if hop.is_destination or transit_legal:
+            law = jurisdiction(hop.legal_country, granularity)
             if law:
                 atom = f"legal:{law}"
                 if atom not in atoms:
                     atoms[atom] = _evidence(
-                        atom, ref, vantage, hop, f"{hop.record.address} is operated by "
-                        f"{hop.legal.operator or '?'} ({hop.legal.parent or hop.legal.operator}"
-                        f", {hop.legal.country})")
-    verdict = result.verdict
-    if verdict.verdict != UNKNOWN:
-        atom = f"verdict:{verdict.verdict}"
-        key_hop = verdict.us_hops[0] if verdict.us_hops else destination
-        atoms[atom] = _evidence(atom, ref, vantage, key_hop, "; ".join(verdict.reasons))
+                        atom, ref, path.vantage_key, hop, f"{hop.address} is operated by "
+                        f"{hop.legal_operator or '?'} ({hop.legal_parent or hop.legal_operator}"
+                        f", {hop.legal_country})")
+    verdict = normalise_class(path.verdict)
+    if verdict != UNKNOWN:
+        atom = f"verdict:{verdict}"
+        us = [h for h in path.hops if h.hop in path.us_hops and not h.is_destination]
+        key_hop = us[0] if us else (path.hops[-1] if path.hops else None)
+        atoms[atom] = _evidence(atom, ref, path.vantage_key, key_hop, "; ".join(path.reasons))
     return frozenset(atoms), atoms
 
 
@@ -155,13 +145,19 @@ class Applications:
     def __init__(self, applications: Iterable[tuple[ApplicationInfo, Sequence[str]]] = (),
                  *, unmapped_targets: bool = True) -> None:
         self.by_target: dict[str, list[ApplicationInfo]] = {}
+        self.by_name: dict[str, ApplicationInfo] = {}
         self.unmapped_targets = unmapped_targets
         for info, hostnames in applications:
+            self.by_name[info.name] = info
             for hostname in hostnames:
                 self.by_target.setdefault(_norm(hostname), []).append(info)
 
     def __len__(self) -> int:
         return len(self.by_target)
+
+    def info(self, name: str) -> ApplicationInfo:
+        """Municipalities and criticality of an application (defaults when unknown)."""
+        return self.by_name.get(name) or ApplicationInfo(name)
 
     def lookup(self, destination_name: str, destination_address: str) -> list[ApplicationInfo]:
         found = self.by_target.get(_norm(destination_name)) or self.by_target.get(
@@ -188,33 +184,38 @@ class Applications:
         return cls(items, unmapped_targets=unmapped_targets)
 
 
-def vantage_set_of(result: PathResult) -> str:
-    country = result.vantage.country if result.vantage else ""
-    return country.lower() if country else "unplaced"
+def vantage_set_of(path: PathMessage) -> str:
+    if path.home_set:
+        return path.home_set
+    return path.vantage_country.lower() if path.vantage_country else "unplaced"
 
 
-def observations(results: Iterable[PathResult], applications: Applications,
-                 flow_ids: Mapping[tuple[str, int, int, int, str], int | None],
-                 granularity: str, *, transit_legal: bool = True) -> list[Observation]:
+def _targets(path: PathMessage, applications: Applications) -> list[ApplicationInfo]:
+    """The applications of a path: as the analysis mapped it (per vantage point DNS), with
+    municipalities and criticality from the inventory; else the target itself."""
+    if path.applications:
+        return [applications.info(name) for name in path.applications]
+    return applications.lookup(path.destination_name, path.destination_address)
+
+
+def observations(paths: Iterable[PathMessage], applications: Applications,
+                 granularity: str, *, transit_legal: bool = True,
+                 home_only: bool = True) -> list[Observation]:
     """One observation per (path, application it belongs to)."""
     out: list[Observation] = []
-    for result in results:
-        path = result.path
-        natural = (path.source, path.measurement_id, path.probe_id, path.timestamp,
-                   path.destination_address)
-        flow = flow_ids.get(natural)
+    for path in paths:
+        if home_only and not path.home_set:
+            continue
         ref = ResultRef(source=path.source, measurement_id=path.measurement_id,
-                        probe_id=path.probe_id,
-                        timestamp=dt.datetime.fromtimestamp(path.timestamp, dt.UTC),
-                        destination_address=path.destination_address, paris_id=flow)
-        atoms, evidence = path_atoms(result, granularity, transit_legal=transit_legal, ref=ref)
-        family = 6 if ":" in path.destination_address else 4
-        vantage = result.vantage.key if result.vantage else f"atlas:{path.probe_id}"
-        for info in applications.lookup(path.destination_name, path.destination_address):
-            key = StateKey(info.name, vantage_set_of(result), family)
+                        probe_id=path.probe_id, timestamp=path.timestamp,
+                        destination_address=path.destination_address, paris_id=path.flow_id)
+        atoms, evidence = path_atoms(path, granularity, transit_legal=transit_legal, ref=ref)
+        key_set = vantage_set_of(path)
+        for info in _targets(path, applications):
+            key = StateKey(info.name, key_set, path.address_family)
             out.append(Observation(
-                key, info, f"{vantage}|{path.measurement_id}|"
-                f"{_norm(path.destination_name) or path.destination_address}",
-                vantage, flow, float(path.timestamp), atoms, evidence))
+                key, info, f"{path.vantage_key}|{path.kind}|{path.measurement_id}|"
+                f"{path.target}", path.vantage_key, path.flow_id,
+                path.timestamp.timestamp(), atoms, evidence))
     out.sort(key=lambda o: o.timestamp)
     return out

@@ -1,7 +1,8 @@
 """Jurisdiction per hop: geo sources + RTT physics (physical axis) and operators (legal axis).
 
 ``open_enricher(settings)`` builds the sources from the ``[jurisdiction]`` settings;
-``enrich_window`` (in ``window.py``) is what the enrichment consumer calls. See
+``window.hop_stage`` is the hop-verdict stage the analysis pipeline (``consumers.pipeline``)
+calls once per window. See
 ``docs/jurisdiction.md``.
 """
 

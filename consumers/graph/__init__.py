@@ -23,9 +23,13 @@ from schemas.findings import Finding
 
 Detector = Callable[[Window], list[Finding]]
 DETECTORS: tuple[Detector, ...] = (load_balancer.detect, anycast.detect, us_transit.detect)
+BEFORE_HOP_VERDICTS: frozenset[Detector] = frozenset({anycast.detect})
+"""Detectors that need only RTTs, positions and DNS (no ``window.evidence``): the analysis
+runs them before the hop verdicts, because their findings shape them (anycast addresses
+take no proof from other vantage points). The others read the hop verdicts."""
 
 __all__ = [
-    "DETECTORS", "Window", "anycast_addresses", "build_graph", "detect_all",
+    "BEFORE_HOP_VERDICTS", "DETECTORS", "Window", "anycast_addresses", "build_graph", "detect_all",
     "publish_findings", "read_findings", "read_window", "run_window", "store_findings",
     "window_from_rows",
 ]
@@ -40,8 +44,8 @@ def detect_all(window: Window, detectors: Sequence[Detector] = DETECTORS) -> lis
 
 def anycast_addresses(findings: Sequence[Finding]) -> frozenset[str]:
     """Addresses proven anycast (high confidence: by physics, not resting on one vantage
-    point's registered position): pass to ``consumers.enrich.window.verdicts_for_paths``
-    so their paths get the ``anycast`` class and no single-place proof."""
+    point's registered position): pass to ``consumers.enrich.window.hop_stage`` so they
+    take no single-place proof and their paths carry the anycast flag."""
     return frozenset(f.subject for f in findings
                      if f.kind == "anycast" and f.confidence == "high")
 
@@ -57,7 +61,10 @@ def run_window(
     registry: VantageRegistry | None = None,
 ) -> list[Finding]:
     """Read [start, end) from storage, run :data:`DETECTORS`, store the findings in the
-    ``findings`` table and publish them on the findings topic (when ``bus`` is given)."""
+    ``findings`` table and publish them on the findings topic (when ``bus`` is given).
+
+    A stand-alone run of the detectors over stored hop verdicts; the analysis runs them
+    inside its one pass per window (``consumers.pipeline.analyse_window``)."""
     window = read_window(storage, start, end, applications=applications, enricher=enricher,
                          registry=registry)
     findings = detect_all(window)

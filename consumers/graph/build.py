@@ -353,6 +353,9 @@ class Window:
     vantages: dict[str, Vantage] = field(default_factory=dict)
     evidence: dict[tuple[TraceKey, int, str], HopEvidence] = field(default_factory=dict)
     applications: dict[str, list[str]] = field(default_factory=dict)
+    # destination address -> applications, from each vantage point's own DNS answers
+    # (consumers.pipeline); adds to the hostname / literal-address match
+    destination_applications: dict[str, set[str]] = field(default_factory=dict)
 
     def by_destination(self) -> dict[str, tuple[list[Trace], list[MdaResult]]]:
         out: dict[str, tuple[list[Trace], list[MdaResult]]] = {}
@@ -373,10 +376,9 @@ class Window:
 
     def applications_of(self, destination: str, name: str) -> tuple[str, ...]:
         wanted = name.lower().rstrip(".")
-        return tuple(sorted(
-            app for app, hostnames in self.applications.items()
-            if any(h.lower().rstrip(".") in (wanted, destination) for h in hostnames)
-        ))
+        found = {app for app, hostnames in self.applications.items()
+                 if any(h.lower().rstrip(".") in (wanted, destination) for h in hostnames)}
+        return tuple(sorted(found | self.destination_applications.get(destination, set())))
 
     def graph(self, destination: str) -> nx.DiGraph:
         traces, mdas = self.by_destination().get(destination, ([], []))

@@ -3,8 +3,10 @@
 Hop verdicts come from the ``hop_verdicts`` table the enrichment consumer writes
 (:func:`evidence_from_rows`) or are computed on the spot with ``consumers.enrich``
 (:func:`evidence_from_enricher`, used where nothing was enriched yet: benches, tests,
-``grenswacht graph`` on a fresh store). Vantage positions come from ``vantage_points`` and/or
-a :class:`~consumers.enrich.VantageRegistry`.
+``grenswacht graph`` on a fresh store), or handed over in memory by the analysis
+(:func:`evidence_from_stages`: ``consumers.pipeline`` computes hop verdicts once and gives
+the detectors the same objects). Vantage positions come from ``vantage_points`` and/or a
+:class:`~consumers.enrich.VantageRegistry`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from consumers.enrich import Enricher, Vantage, VantageRegistry
-from consumers.enrich.window import paths_from_rows, verdicts_for_paths
+from consumers.enrich import Enricher, HopVerdict, Vantage, VantageRegistry
+from consumers.enrich.window import Resolver, TracedPath, hop_stage, paths_from_rows
 from consumers.graph.build import (
     HopEvidence,
     TraceKey,
@@ -89,30 +91,37 @@ def evidence_from_rows(
     return out
 
 
-def evidence_from_enricher(
-    rows: Sequence[Mapping[str, Any]], enricher: Enricher, registry: VantageRegistry,
-    anycast_addresses: frozenset[str] = frozenset(),
+def evidence_from_stages(
+    stages: Iterable[tuple[TracedPath, Vantage | None, Sequence[HopVerdict]]],
 ) -> tuple[dict[tuple[TraceKey, int, str], HopEvidence], dict[str, Vantage]]:
-    """Hop verdicts computed with ``consumers.enrich`` for ``traceroute_hops`` rows."""
+    """Evidence keyed like the traces' replies, from hop verdicts computed in memory
+    (``consumers.enrich.window.hop_stage``: the analysis hands its own, computed once)."""
     out: dict[tuple[TraceKey, int, str], HopEvidence] = {}
     vantages: dict[str, Vantage] = {}
-    for result in verdicts_for_paths(paths_from_rows(rows), enricher, registry,
-                                     anycast_addresses):
-        path = result.path
+    for path, vantage, hops in stages:
         key: TraceKey = (path.source, path.measurement_id, path.probe_id, epoch(path.timestamp),
                          path.destination_address)
-        if result.vantage is not None:
-            vantages[result.vantage.key] = result.vantage
-        for verdict in result.hops:
+        if vantage is not None:
+            vantages[vantage.key] = vantage
+        for verdict in hops:
             physical, legal, bound = verdict.physical, verdict.legal, verdict.physical.bound
             out[(key, verdict.record.hop, verdict.record.address)] = HopEvidence(
                 verdict.record.address, verdict.record.hop, verdict.record.rtt_ms,
-                result.vantage.key if result.vantage else "", physical.country,
+                vantage.key if vantage else "", physical.country,
                 physical.confidence, physical.us_possible,
                 bound.bound_km if bound else None, bound.us_distance_km if bound else None,
                 legal.country, legal.operator, legal.cloud_act, legal.parent,
             )
     return out, vantages
+
+
+def evidence_from_enricher(
+    rows: Sequence[Mapping[str, Any]], enricher: Enricher, registry: VantageRegistry,
+    anycast_addresses: frozenset[str] = frozenset(),
+) -> tuple[dict[tuple[TraceKey, int, str], HopEvidence], dict[str, Vantage]]:
+    """Hop verdicts computed with ``consumers.enrich`` for ``traceroute_hops`` rows."""
+    stages = hop_stage(paths_from_rows(rows), enricher, registry, anycast_addresses)
+    return evidence_from_stages((s.path, s.vantage, s.hops) for s in stages)
 
 
 def window_from_rows(
@@ -138,7 +147,7 @@ def window_from_rows(
     return window
 
 
-def locate(window: Window, registry: VantageRegistry) -> None:
+def locate(window: Window, registry: Resolver) -> None:
     """Vantage positions for every trace, MDA result and DNS sample of the window."""
     wanted = [(t.vantage_key, t.probe_id, t.vantage_point, t.probe_public_address)
               for t in window.traces]
@@ -150,6 +159,26 @@ def locate(window: Window, registry: VantageRegistry) -> None:
             found = registry.resolve(probe, name, public)
             if found is not None:
                 window.vantages[key] = found
+
+
+def read_rows(storage: _Storage, start: dt.datetime, end: dt.datetime,
+              destinations: Sequence[str] = ()) -> tuple[list[dict[str, Any]],
+                                                          list[dict[str, Any]],
+                                                          list[dict[str, Any]]]:
+    """The ``traceroute_hops``, ``mda_links`` and ``dns_answers`` rows of [start, end)."""
+    parameters = {"start": start, "end": end,
+                  "destinations": [d.lower().rstrip(".") for d in destinations]}
+    return (storage.query(_HOPS_SQL, parameters).as_dicts(),
+            storage.query(_MDA_SQL, parameters).as_dicts(),
+            storage.query(_DNS_SQL, parameters).as_dicts())
+
+
+def stored_vantages(storage: _Storage) -> dict[str, Vantage]:
+    """Vantage positions in the ``vantage_points`` table."""
+    return {str(row["vantage_key"]): Vantage(
+        str(row["vantage_key"]), float(row["latitude"]), float(row["longitude"]),
+        float(row["uncertainty_km"]), str(row["country"]), str(row["basis"]),
+        str(row["confidence"])) for row in storage.query(_VANTAGE_SQL).as_dicts()}
 
 
 def read_window(
@@ -168,18 +197,10 @@ def read_window(
     given, traces without stored verdicts are enriched on the spot."""
     parameters = {"start": start, "end": end,
                   "destinations": [d.lower().rstrip(".") for d in destinations]}
-    hop_rows = storage.query(_HOPS_SQL, parameters).as_dicts()
-    window = window_from_rows(
-        start, end, hop_rows,
-        mda_rows=storage.query(_MDA_SQL, parameters).as_dicts(),
-        dns_rows=storage.query(_DNS_SQL, parameters).as_dicts(),
-        applications=applications,
-    )
-    for row in storage.query(_VANTAGE_SQL).as_dicts():
-        window.vantages[str(row["vantage_key"])] = Vantage(
-            str(row["vantage_key"]), float(row["latitude"]), float(row["longitude"]),
-            float(row["uncertainty_km"]), str(row["country"]), str(row["basis"]),
-            str(row["confidence"]))
+    hop_rows, mda_rows, dns_rows = read_rows(storage, start, end, destinations)
+    window = window_from_rows(start, end, hop_rows, mda_rows=mda_rows, dns_rows=dns_rows,
+                              applications=applications)
+    window.vantages.update(stored_vantages(storage))
     if registry is not None:
         locate(window, registry)
     window.evidence = evidence_from_rows(storage.query(_VERDICTS_SQL, parameters).as_dicts())

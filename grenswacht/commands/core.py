@@ -10,9 +10,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+from consumers.analysis import result_window
 from consumers.ingest import IngestConsumer, IngestStats
 from consumers.storage import Storage, open_storage
 from grenswacht.client import local_endpoint, running_endpoint
@@ -61,8 +70,12 @@ def ingest(
                                                      "(JSON array, JSON Lines, .gz).")],
     storage: StorageOption = None,
     fmt: FormatOption = OutputFormat.table,
+    analyse: Annotated[bool, typer.Option(
+        "--analyse/--no-analyse", help="Analyse the windows the results fall into (verdicts, "
+        "findings, application verdicts) before returning; with `grenswacht run` up, wait "
+        "until it has.")] = True,
 ) -> None:
-    """Ingest RIPE Atlas result files through the bus into storage."""
+    """Ingest RIPE Atlas result files through the bus into storage, then analyse them."""
     cfg = settings()
     try:
         files = expand_paths(paths)
@@ -72,16 +85,20 @@ def ingest(
     stats: dict[str, Any]
     try:
         if isinstance(store, RemoteStore):
-            stats = _ingest_remote(store, files, cfg.ingest.read_limits())
+            stats = _ingest_remote(store, files, cfg.ingest.read_limits(), analyse=analyse)
         else:
-            stats = _ingest_local(cfg, store, files).as_dict()
+            ingested, windows = _ingest_local(cfg, store, files)
+            stats = ingested.as_dict()
+            if analyse:
+                stats.update(_analyse_local(cfg, store, windows))
     except GrenswachtError as exc:
         fail(str(exc))
     stats["files"] = len(files)
     if fmt is OutputFormat.table:
         table = Table(title="ingested", show_header=False)
         for key in ("files", "results", "traceroute_hops", "dns_answers", "ping_results",
-                    "dead_letters"):
+                    "dead_letters", "windows_analysed", "path_verdicts", "home_paths",
+                    "application_verdicts", "findings", "windows_failed"):
             if key in stats:
                 table.add_row(key.replace("_", " "), f"{stats[key]:,}")
         console.print(table)
@@ -101,7 +118,12 @@ def _progress() -> Progress:
     )
 
 
-def _ingest_local(cfg: Settings, store: Storage, files: list[Path]) -> IngestStats:
+def _ingest_local(cfg: Settings, store: Storage, files: list[Path]) -> tuple[IngestStats,
+                                                                            set[int]]:
+    """Ingest into the store this process opened; the analysis windows the results fall
+    into."""
+    window_s = cfg.analysis.window_s
+    windows: set[int] = set()
     bus = open_bus(f"memory://cli-ingest-{uuid.uuid4().hex}")  # a fresh bus per command
     options = {**cfg.ingest.consumer_options(), "group": "cli-ingest"}
     consumer = IngestConsumer(bus, store, **options)
@@ -111,6 +133,9 @@ def _ingest_local(cfg: Settings, store: Storage, files: list[Path]) -> IngestSta
             task = progress.add_task(path.name, total=file_size(path))
             pending = pending_bytes = 0
             for record in read_results(path, limits):
+                window = result_window(record.value, window_s)
+                if window is not None:
+                    windows.add(window)
                 bus.publish(topics.RESULTS, record.value, key=record.key, headers=record.headers)
                 pending += 1
                 pending_bytes += len(record.value)
@@ -121,10 +146,38 @@ def _ingest_local(cfg: Settings, store: Storage, files: list[Path]) -> IngestSta
             consumer.drain(idle_timeout=0)
             progress.update(task, completed=file_size(path))
     bus.close()
-    return consumer.stats
+    return consumer.stats, windows
 
 
-def _ingest_remote(store: RemoteStore, files: list[Path], limits: ReadLimits) -> dict[str, Any]:
+def _analyse_local(cfg: Settings, store: Storage, touched: set[int]) -> dict[str, Any]:
+    """Analyse the touched windows (and any left unanalysed) with a progress bar."""
+    from consumers.analysis import analyse_windows, unanalysed_windows
+    from grenswacht.embedded import analysis_context
+
+    try:
+        context = analysis_context(cfg, store)
+        windows = touched | set(unanalysed_windows(store, cfg.analysis.window_s))
+    except GrenswachtError as exc:
+        fail(f"cannot analyse: {exc}")
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("windows"), TimeRemainingColumn(),
+                        console=err_console, transient=True)
+    with progress:
+        task = progress.add_task("analysing", total=len(windows))
+        stats = analyse_windows(store, None, context, windows,
+                                window_s=cfg.analysis.window_s,
+                                progress=lambda done, _total, _s: progress.update(
+                                    task, completed=done))
+    for window, failure in sorted(stats.failing.items()):
+        err_console.print(f"[yellow]window {window} not analysed[/]: {escape(failure.error)}",
+                          highlight=False)
+    return {"windows_analysed": stats.windows, "path_verdicts": stats.paths,
+            "home_paths": stats.home_paths, "application_verdicts": stats.applications,
+            "findings": sum(stats.findings.values()), "windows_failed": len(stats.failing)}
+
+
+def _ingest_remote(store: RemoteStore, files: list[Path], limits: ReadLimits, *,
+                   analyse: bool = True) -> dict[str, Any]:
     err_console.print(f"grenswacht run is up at {store.url}: sending the results to it",
                       style="dim")
     before = _dead_letter_count(store)
@@ -147,7 +200,31 @@ def _ingest_remote(store: RemoteStore, files: list[Path], limits: ReadLimits) ->
                 sent += store.client.ingest(chunk)
             progress.update(task, completed=file_size(path))
     _wait_until_stored(store, handled_before + sent)
+    if analyse:
+        _wait_until_analysed(store, handled_before + sent)
     return {"results_sent": sent, "dead_letters": _dead_letter_count(store) - before}
+
+
+def _wait_until_analysed(store: RemoteStore, target: int, timeout: float = 600) -> None:
+    """Wait until the running analysis has seen ``target`` messages and analysed every
+    window they touched (a failing window is reported, not waited for)."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while True:
+        analysis = store.client.status().get("components", {}).get("analysis")
+        if analysis is None:
+            return  # no analysis component in this process
+        if (int(analysis.get("received", 0)) >= target
+                and int(analysis.get("pending_windows", 0)) <= len(
+                    analysis.get("failing_windows", {}))):
+            for window, failure in analysis.get("failing_windows", {}).items():
+                err_console.print(f"[yellow]window {window} not analysed yet[/]: "
+                                  f"{escape(str(failure.get('error', '')))}", highlight=False)
+            return
+        if time.monotonic() > deadline:
+            err_console.print("[yellow]still being analysed[/]: check `grenswacht status`")
+            return
+        pause.wait(0.2)
 
 
 def _dead_letter_count(store: Store) -> int:
@@ -242,10 +319,24 @@ def run(
             if chunk:
                 app.ingest(chunk)
         console.print(f"queued {len(files)} file(s) for ingest")
+    _print_current(app)
+    console.print(f"endpoint: {app.url}  (status: {app.url}/status; `grenswacht apps`, "
+                  "`grenswacht sql` and the other commands talk to it)", highlight=False)
     console.print("press Ctrl-C to stop")
     stop.wait()
     console.print("stopping…")
     app.stop()
+
+
+def _print_current(app: Any) -> None:
+    """The current verdict of every application, as `grenswacht apps` shows it."""
+    from consumers.current import current_applications
+    from grenswacht.commands.apps import print_apps
+
+    try:
+        print_apps(current_applications(app.storage))
+    except GrenswachtError as exc:
+        err_console.print(f"[yellow]cannot show the applications yet[/]: {escape(str(exc))}")
 
 
 def migrate(

@@ -1,5 +1,5 @@
 """``grenswacht explain`` (both axes for one address or hostname, with the evidence) and
-``grenswacht verdicts`` (stored path / application verdicts). Works offline with the
+``grenswacht verdicts`` (stored path verdicts). Works offline with the
 bundled data; never resolves names itself (no traffic leaves the machine)."""
 
 from __future__ import annotations
@@ -49,14 +49,11 @@ _HOST_SQL = (
     "SELECT DISTINCT destination_address FROM traceroute_hops WHERE "
     "lower(trimRight(destination_name, '.')) = {name:String} AND destination_address != ''"
 )
-_APPLICATIONS_SQL = (
-    "SELECT application, verdict, path_count, window_start, window_end, reasons "
-    "FROM application_verdicts FINAL ORDER BY application, window_end DESC"
-)
 _PATHS_SQL = (
-    "SELECT timestamp, probe_id, destination_name, destination_address, verdict, confidence, "
-    "destination_country, legal_country, us_hops FROM path_verdicts FINAL "
-    "ORDER BY timestamp DESC"
+    "SELECT timestamp, vantage_key, home_set, destination_name, destination_address, "
+    "if(verdict = 'anycast', 'unknown', verdict) AS verdict, confidence, "
+    "anycast OR verdict = 'anycast' AS anycast, arrayStringConcat(applications, ', ') "
+    "AS applications, why FROM path_verdicts FINAL WHERE_CLAUSE ORDER BY timestamp DESC"
 )
 
 
@@ -140,16 +137,24 @@ def explain(
 
 
 def verdicts(
-    applications: Annotated[bool, typer.Option(
-        "--applications/--paths", help="Application verdicts (default) or path verdicts.")] = True,
+    application: Annotated[str | None, typer.Option(
+        "--application", "-a", help="Only the paths of this application.")] = None,
+    every_vantage_point: Annotated[bool, typer.Option(
+        "--all/--home", help="Paths from every vantage point, or only the home ones "
+        "(the ones the application verdicts are made of).")] = False,
     limit: Annotated[int, typer.Option(help="Most rows to show.")] = 100,
     storage: StorageOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Stored verdicts (forward paths only)."""
-    sql = _APPLICATIONS_SQL if applications else _PATHS_SQL
+    """Stored path verdicts, newest first (forward paths only; `grenswacht apps` gives
+    one row per application)."""
+    where = [] if every_vantage_point else ["home_set != ''"]
+    if application:
+        where.append("has(applications, {application:String})")
+    sql = _PATHS_SQL.replace("WHERE_CLAUSE", f"WHERE {' AND '.join(where)}" if where else "")
     try:
-        columns, rows = _query(sql, storage, max_rows=max(limit, 1))
+        columns, rows = _query(sql, storage, {"application": application or ""},
+                               max_rows=max(limit, 1))
     except GrenswachtError as exc:
         fail(str(exc))
     print_rows(console, columns, rows, fmt)

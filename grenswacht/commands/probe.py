@@ -61,7 +61,7 @@ def _print_traceroute(result: dict[str, Any]) -> None:
 def _print_mda(result: dict[str, Any]) -> None:
     table = Table(title=f"MDA to {result['dst_addr']}: {result['probes_sent']} probes, "
                         f"{result['flows_used']} flows, confidence {result['confidence']}, "
-                        f"stopped: {result['stop_reason']}")
+                        f"seed {result['flow_seed']}, stopped: {result['stop_reason']}")
     table.add_column("ttl", justify="right")
     table.add_column("interface")
     table.add_column("flows", justify="right")
@@ -98,6 +98,9 @@ def trace(
     af: Annotated[int, typer.Option("--af", help="4 or 6 (for hostnames).")] = 4,
     confidence: Annotated[float | None, typer.Option(help="MDA: 0.95 or 0.99.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds to wait per probe.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="MDA: flow seed of an earlier run, to replay it.")
+    ] = None,
     netns: NetnsOption = None,
     output: ProbeFormat = "table",
 ) -> None:
@@ -106,13 +109,16 @@ def trace(
         fail("--protocol must be udp, icmp or tcp and --af 4 or 6")
     if mda and protocol != "udp":
         fail("--mda runs over UDP only")
-    options: dict[str, Any] = {}
-    if confidence is not None:
-        options["confidence"] = confidence
+    if confidence is not None and confidence not in (0.95, 0.99):
+        fail("--confidence must be 0.95 or 0.99")
+    if seed is not None and not mda:
+        fail("--seed replays an MDA run; use it with --mda")
     task = ProbeTask(task_id="cli", kind="mda" if mda else "traceroute", target=destination,
                      protocol=protocol, af=af, paris_id=paris_id,
-                     options=options)
-    [result] = _run(task, _probe_settings(netns, timeout_s=timeout), allow)
+                     options={} if seed is None else {"seed": seed})
+    # the operator sets the limits themselves (a task on the bus may only ask for less)
+    probe = _probe_settings(netns, timeout_s=timeout, mda_confidence=confidence)
+    [result] = _run(task, probe, allow)
     if output == "json":
         console.print_json(json.dumps(result))
     elif mda:

@@ -12,6 +12,10 @@
   trace; the destination then replies after a second crossing (+156 ms). Every RTT is
   consistent with physics: no US hop is closer than light in fibre allows.
 
+:func:`published_paths` runs results through the analysis pipeline in memory (one pass per
+window, as ``grenswacht run`` does) and returns the path verdicts it would publish on the
+verdicts topic — what the alerts component reads.
+
 ``python -m tests.alerts.replay`` rewrites ``tests/fixtures/alerts/wikipedia_detour.jsonl``
 (a test checks the file equals what the builder makes).
 """
@@ -19,11 +23,17 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from consumers.pipeline import AnalysisContext, WindowInput, analyse_rows
+from consumers.verdict_tables import verdict_messages
+from schemas.normalize import normalize
+from schemas.verdicts import PathMessage
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 WIKIPEDIA = FIXTURES / "atlas" / "traceroute" / "pierky_msm1033154_wikipedia_esams.jsonl"
@@ -106,6 +116,27 @@ def detour_sequence() -> list[Result]:
                 result = detour(result)
             sequence.append(shifted(result, index))
     return sequence
+
+
+def published_paths(results: Sequence[Result], context: AnalysisContext,
+                    window_s: int = 3600) -> Iterator[list[PathMessage]]:
+    """Per window (in time order) the path verdicts the analysis publishes for it."""
+    by_window: dict[int, list[Result]] = {}
+    for result in results:
+        by_window.setdefault(result["timestamp"] - result["timestamp"] % window_s,
+                             []).append(result)
+    for window in sorted(by_window):
+        rows = {"traceroute_hops": [], "mda_links": [], "dns_answers": []}
+        for result in by_window[window]:
+            normalized = normalize(result, source="atlas")
+            for table, found in rows.items():
+                found.extend(normalized.as_dicts(table))
+        start = dt.datetime.fromtimestamp(window, dt.UTC)
+        data = WindowInput(start, start + dt.timedelta(seconds=window_s),
+                           rows["traceroute_hops"], rows["mda_links"], rows["dns_answers"])
+        analysis = analyse_rows(data, context)
+        messages = verdict_messages(analysis.results, data.start, data.end, data.start)
+        yield sorted((p for m in messages for p in m.paths), key=lambda p: p.timestamp)
 
 
 def dumps(results: Sequence[Result]) -> str:

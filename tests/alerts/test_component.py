@@ -13,7 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from consumers.alerts import AlertsComponent, AlertSettings
-from consumers.enrich import JurisdictionSettings
+from consumers.analysis import analyse_windows
+from consumers.enrich import Enricher, VantageRegistry
+from consumers.ingest import IngestConsumer
+from consumers.pipeline import AnalysisContext
 from consumers.storage import Storage
 from grenswacht.cli import app as cli_app
 from schemas import topics
@@ -30,12 +33,26 @@ def bus_url() -> str:
     return f"memory://alerts-{next(_COUNTER)}"
 
 
-def publish(bus_url: str, results: list[dict[str, Any]]) -> None:
-    producer = open_bus(bus_url)
-    for result in results:
-        producer.publish(topics.RESULTS, orjson.dumps(result), key=topics.result_key(result),
-                         headers=[(topics.HEADER_SOURCE, b"atlas")])
-    producer.flush()
+@pytest.fixture()
+def publish(storage: Storage, bus_url: str,
+            enricher_and_registry: tuple[Enricher, VantageRegistry]) -> Any:
+    """Results -> ingest -> the analysis (one pass per window) -> verdicts on the bus."""
+    context = AnalysisContext(*enricher_and_registry)
+
+    def send(results: list[dict[str, Any]]) -> None:
+        name = f"{bus_url}-results"
+        producer = open_bus(name)
+        for result in results:
+            producer.publish(topics.RESULTS, orjson.dumps(result),
+                             key=topics.result_key(result),
+                             headers=[(topics.HEADER_SOURCE, b"atlas")])
+        producer.flush()
+        IngestConsumer(open_bus(name), storage, group="ingest").drain(idle_timeout=0)
+        bus = open_bus(bus_url)
+        analyse_windows(storage, bus, context, {r["timestamp"] // 3600 * 3600 for r in results})
+        bus.close()
+
+    return send
 
 
 def settings_for(receiver: Receiver, **extra: Any) -> AlertSettings:
@@ -64,14 +81,13 @@ def run_until(component: AlertsComponent, condition: Any, timeout: float = 20.0)
 
 
 @pytest.fixture()
-def component_factory(storage: Storage, bus_url: str, jurisdiction: JurisdictionSettings
-                      ) -> Iterator[Any]:
+def component_factory(storage: Storage, bus_url: str) -> Iterator[Any]:
     made: list[Bus] = []
 
     def make(settings: AlertSettings) -> AlertsComponent:
         bus = open_bus(bus_url)
         made.append(bus)
-        return AlertsComponent(settings, storage, bus, jurisdiction=jurisdiction)
+        return AlertsComponent(settings, storage, bus)
 
     yield make
     for bus in made:
@@ -79,9 +95,9 @@ def component_factory(storage: Storage, bus_url: str, jurisdiction: Jurisdiction
 
 
 def test_replayed_detour_is_stored_published_and_delivered_once(
-        storage: Storage, bus_url: str, webhook_receiver: Receiver,
+        storage: Storage, bus_url: str, publish: Any, webhook_receiver: Receiver,
         component_factory: Any) -> None:
-    publish(bus_url, replay.detour_sequence())
+    publish(replay.detour_sequence())
     component = component_factory(settings_for(webhook_receiver))
     run_until(component, lambda: len(webhook_receiver.received) >= 2)
     got = webhook_receiver.wait_for(2)
@@ -106,7 +122,7 @@ def test_replayed_detour_is_stored_published_and_delivered_once(
     time.sleep(0.3)
     assert len(webhook_receiver.received) == 2
     # the whole sequence replayed on the topic: no new alert, nothing delivered
-    publish(bus_url, replay.detour_sequence())
+    publish(replay.detour_sequence())
     drain(restarted)
     assert restarted.dispatcher.dispatch() == 0
     assert storage.query("SELECT count() FROM alerts FINAL").rows == [(1,)]
@@ -114,11 +130,11 @@ def test_replayed_detour_is_stored_published_and_delivered_once(
 
 
 def test_receiver_outage_then_recovery_delivers_each_alert_once(
-        storage: Storage, bus_url: str, webhook_receiver: Receiver,
+        storage: Storage, bus_url: str, publish: Any, webhook_receiver: Receiver,
         alertmanager_receiver: Receiver, component_factory: Any) -> None:
     webhook_receiver.stop()
     alertmanager_receiver.stop()
-    publish(bus_url, replay.detour_sequence())
+    publish(replay.detour_sequence())
     cfg = settings_for(webhook_receiver, alertmanager_url=alertmanager_receiver.url,
                        alertmanager_resend_s=3600)
     component = component_factory(cfg)
@@ -154,11 +170,11 @@ def test_receiver_outage_then_recovery_delivers_each_alert_once(
                          "GROUP BY status").rows == [("delivered", 4)]
 
 
-def test_cli_lists_shows_and_acknowledges(storage: Storage, bus_url: str,
+def test_cli_lists_shows_and_acknowledges(storage: Storage, bus_url: str, publish: Any,
                                           webhook_receiver: Receiver, component_factory: Any,
                                           chdb_dsn: str, tmp_path: Any,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    publish(bus_url, replay.detour_sequence()[:60])  # the detour, not yet its removal
+    publish(replay.detour_sequence()[:60])  # the detour, not yet its removal
     component = component_factory(settings_for(webhook_receiver))
     drain(component)
     monkeypatch.setenv("GRENSWACHT_DATA_DIR", str(tmp_path))

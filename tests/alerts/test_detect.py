@@ -10,25 +10,34 @@ from typing import Any
 import pytest
 
 from consumers.alerts import AlertSettings, ChangeDetector
-from consumers.alerts.analyze import ResultAnalyzer
-from consumers.alerts.state import ApplicationInfo, Applications, Observation, StateKey
+from consumers.alerts.state import (
+    ApplicationInfo,
+    Applications,
+    Observation,
+    StateKey,
+    observations,
+)
 from consumers.enrich import Enricher, VantageRegistry
 from consumers.enrich.physics import KM_PER_MS_RTT
+from consumers.home import VerdictSettings
+from consumers.pipeline import AnalysisContext
 from schemas.alerts import FIRING, RESOLVED, Alert
 from tests.alerts import replay
 
 Pair = tuple[Enricher, VantageRegistry]
 
 
-def run(pair: Pair, results: list[dict[str, Any]], batch: int,
-        settings: AlertSettings | None = None) -> list[Alert]:
+def run(pair: Pair, results: list[dict[str, Any]], settings: AlertSettings | None = None,
+        home: VerdictSettings | None = None) -> list[Alert]:
+    """The results through the analysis pipeline (one pass per hourly window), the published
+    path verdicts through the change detector, as ``grenswacht run`` does."""
     cfg = settings or AlertSettings()
-    analyzer = ResultAnalyzer(*pair, cfg)
+    context = AnalysisContext(*pair, verdicts=home or VerdictSettings())
     detector = ChangeDetector(cfg)
     events: list[Alert] = []
-    for start in range(0, len(results), batch):
-        chunk = [(r, "atlas") for r in results[start:start + batch]]
-        for observation in analyzer.observe(chunk, Applications()):
+    for paths in replay.published_paths(results, context):
+        for observation in observations(paths, Applications(), cfg.granularity,
+                                        transit_legal=cfg.transit_legal):
             events.extend(detector.feed(observation))
     return events
 
@@ -42,7 +51,7 @@ def test_wikipedia_rounds_with_rotating_paris_id_raise_no_alert(
     results = replay.load(replay.WIKIPEDIA)
     sequence = [r for round_ in replay.rounds(results, 20) for r in round_]
     assert len({r.get("paris_id") for r in sequence}) == 16
-    assert run(enricher_and_registry, sequence, batch=len(results)) == []
+    assert run(enricher_and_registry, sequence) == []
 
 
 @pytest.mark.parametrize("name", ["GoogleNews", "Reuters", "FolhaSP"])
@@ -53,16 +62,17 @@ def test_real_atlas_sequences_with_load_balancers_raise_no_alert(
     path = shared_atlas / "bulk" / "news_sites_cdn_2024" / f"traceroute_{name}.jsonl.gz"
     results = sorted((json.loads(line) for line in gzip.open(path)),
                      key=lambda r: r["timestamp"])
-    assert run(enricher_and_registry, results, batch=29) == []
+    every = VerdictSettings(home_countries=["*"])  # every probe watched, keyed by country
+    assert run(enricher_and_registry, results, home=every) == []
     # without learning a Paris cycle the same data does alert: the damping is real
-    noisy = run(enricher_and_registry, results, batch=29, settings=AlertSettings(
+    noisy = run(enricher_and_registry, results, home=every, settings=AlertSettings(
         learn_results=1, granularity="country"))
     assert noisy, "the detector sees the branches it must not alert on"
 
 
 def test_a_detour_through_the_us_gives_exactly_one_alert_that_resolves(
         enricher_and_registry: Pair) -> None:
-    events = run(enricher_and_registry, replay.detour_sequence(), batch=3)
+    events = run(enricher_and_registry, replay.detour_sequence())
     assert [e.state for e in events] == [FIRING, RESOLVED]
     firing, resolved = events
     assert firing.alert_id == resolved.alert_id and resolved.version == firing.version + 1
@@ -174,3 +184,34 @@ def test_state_survives_a_restart_and_replays_are_ignored() -> None:
     events = feed_all(restarted, items)
     assert [e.state for e in events] == [FIRING]
     assert feed_all(restarted, items) == []
+
+
+def test_a_jurisdiction_that_disappears_alerts_once_and_becomes_the_baseline() -> None:
+    cfg = AlertSettings(learn_results=4, hold_down_s=1800, resolve_rounds=2)
+    detector = ChangeDetector(cfg)
+    # learned: the route goes via Switzerland; then it does not any more, for good
+    items = [obs(900.0 * i, VIA_CH, flow=i % 16) for i in range(4)]
+    items += [obs(900.0 * i, BASE, flow=i % 16) for i in range(4, 30)]
+    events = feed_all(detector, items)
+    assert [e.state for e in events] == [FIRING, RESOLVED]
+    gone, settled = events
+    assert gone.removed == ["legal:CH", "physical:CH"] and gone.added == []
+    assert "CH" in gone.before.physical and "CH" not in gone.after.physical
+    assert "no longer seen: legal:CH, physical:CH" in gone.summary
+    # not before a full Paris cycle (learn_results results) without it, and the hold-down
+    assert gone.first_seen.timestamp() >= 900.0 * (4 + 4 - 1)
+    assert settled.alert_id == gone.alert_id and "baseline now" in settled.summary
+    # it is the baseline now: the same state again raises nothing
+    assert feed_all(detector, [obs(900.0 * i, BASE, flow=i % 16) for i in range(30, 60)]) == []
+
+
+def test_a_disappearance_is_not_reported_when_it_is_off_or_its_series_went_silent() -> None:
+    quiet = ChangeDetector(AlertSettings(learn_results=4, alert_on_disappearance=False))
+    items = [obs(900.0 * i, VIA_CH, flow=i) for i in range(4)]
+    items += [obs(900.0 * i, BASE, flow=i) for i in range(4, 30)]
+    assert feed_all(quiet, items) == []
+    # the only probe that saw CH goes silent; another probe never saw it: nothing gone
+    detector = ChangeDetector(AlertSettings(learn_results=4, stale_series_s=3600))
+    items = [obs(900.0 * i, VIA_CH, vp="atlas:1", flow=i) for i in range(4)]
+    items += [obs(900.0 * i + 5, BASE, vp="atlas:2", flow=i) for i in range(40)]
+    assert feed_all(detector, items) == []

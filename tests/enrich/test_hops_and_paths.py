@@ -7,7 +7,7 @@ from collections import Counter
 from consumers.enrich import Enricher, HopRecord, VantageRegistry
 from consumers.enrich.vantage import Vantage
 from consumers.enrich.window import paths_from_rows, verdicts_for_paths
-from consumers.verdicts import HOSTED_IN_US, ROUTED_VIA_US, US_OPERATED_IN_EU, classify_application
+from consumers.verdicts import HOSTED_IN_US, ROUTED_VIA_US, US_OPERATED_IN_EU
 from schemas.normalize import normalize
 from tests.enrich.conftest import read_results
 
@@ -78,9 +78,9 @@ def test_fixture_application_classes(
     # Wikimedia's Amsterdam site: physics moves it out of the US, and its operator is the
     # US Wikimedia Foundation -> US-operated in the EU, never "hosted in the US"
     assert classes[US_OPERATED_IN_EU] > 30 and classes[HOSTED_IN_US] == 0
-    app = classify_application("wikipedia", ["wikipedia-lb.esams.wikimedia.org"],
-                               ["91.198.174.225"], [r.verdict for r in wikipedia])
-    assert app.verdict in (US_OPERATED_IN_EU, ROUTED_VIA_US)
+    # from Toronto the same Amsterdam site is reached through the US
+    toronto = [r for r in wikipedia if r.vantage is not None and r.vantage.country == "CA"]
+    assert [r.verdict.verdict for r in toronto] == [ROUTED_VIA_US]
     facebook = verdicts_for_paths(paths_from_rows(_rows(FACEBOOK)), enricher, registry)
     assert {r.verdict.verdict for r in facebook} == {HOSTED_IN_US}  # 66.220.156.68, >100 ms
     tools = verdicts_for_paths(paths_from_rows(_rows("ripe_atlas_tools_tests.jsonl")),
@@ -95,3 +95,31 @@ def test_vantage_from_self_hosted_configuration_wins() -> None:
     vantage = registry.resolve(10_000_001, "ams-1", "198.51.100.1")
     assert isinstance(vantage, Vantage) and vantage.uncertainty_km == 1.0
     assert registry.resolve(10_000_002, "unknown-vp") is None
+
+
+def test_an_anycast_destination_is_placed_by_each_vantage_points_own_rtt(
+    enricher_and_registry: tuple[Enricher, VantageRegistry],
+) -> None:
+    """What if 91.198.174.225 were anycast: no vantage point's proof stands in for another's
+    (they reach different sites); each path places it by its own disc, and carries the flag."""
+    enricher, registry = enricher_and_registry
+    paths = paths_from_rows(_rows(WIKIPEDIA))
+    unicast = verdicts_for_paths(paths, enricher, registry)
+    anycast = verdicts_for_paths(paths, enricher, registry, frozenset({"91.198.174.225"}))
+    dutch = {r.path.probe_id: r for r in unicast if r.vantage and r.vantage.country == "NL"}
+    placed = {r.path.probe_id: r for r in anycast if r.vantage and r.vantage.country == "NL"}
+    assert all(r.verdict.anycast for r in anycast) and not any(r.verdict.anycast
+                                                                 for r in unicast)
+    # as unicast, probe 3161's 2.4 ms reply places it for every Dutch probe
+    assert {r.verdict.destination.physical.country for r in dutch.values()} == {"NL"}
+    for probe, result in placed.items():
+        destination = result.verdict.destination
+        own = destination.physical.bound
+        if own is None:  # the destination did not answer this probe: nothing places it
+            assert not destination.physical.country
+            continue
+        assert destination.record.vantage == result.vantage
+        reach = own.bound_km + result.vantage.uncertainty_km
+        assert (destination.physical.country == "NL") == (reach <= 300), probe
+        assert "anycast" in destination.physical.note
+    assert sum(1 for r in placed.values() if not r.verdict.destination.physical.country) >= 9

@@ -1,4 +1,4 @@
-"""enrich_window on a real chDB store: traceroute_hops in, verdict tables out."""
+"""One analysis pass on a real chDB store: traceroute_hops in, verdict tables out."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import datetime as dt
 from typer.testing import CliRunner
 
 from consumers.enrich import Enricher, VantageRegistry
-from consumers.enrich.window import enrich_window
+from consumers.home import VerdictSettings
+from consumers.pipeline import AnalysisContext, analyse_window
 from consumers.storage import Storage
 from grenswacht.cli import app
 from schemas.normalize import TABLE_COLUMNS, RowBatch, normalize_into
@@ -37,7 +38,9 @@ def test_window_verdicts_are_stored_with_evidence_and_versions(
     _ingest(storage)
     start = dt.datetime(2013, 1, 1, tzinfo=dt.UTC)
     end = dt.datetime(2017, 1, 1, tzinfo=dt.UTC)
-    summary = enrich_window(storage, start, end, enricher, registry, APPS)
+    # every located probe is a home vantage point here (the Facebook probes are in Italy)
+    context = AnalysisContext(enricher, registry, APPS, VerdictSettings(home_countries=["*"]))
+    summary = analyse_window(storage, None, start, end, context)
     assert summary.paths == storage.query(
         "SELECT count() FROM (SELECT DISTINCT measurement_id, probe_id, timestamp, "
         "destination_address FROM traceroute_hops WHERE destination_address != '')").rows[0][0]
@@ -45,7 +48,7 @@ def test_window_verdicts_are_stored_with_evidence_and_versions(
     apps = {a.application: a for a in summary.applications}
     assert apps["facebook"].verdict == "hosted_in_us"
     assert apps["wikipedia"].verdict in ("us_operated_in_eu", "routed_via_us")
-    assert apps["not-measured"].verdict == "unknown" and apps["not-measured"].paths == 0
+    assert "not-measured" not in apps  # no home path: no row, nothing changes
 
     stored = storage.query(
         "SELECT count(), countIf(has_correction), countIf(has_correction AND "
@@ -64,6 +67,6 @@ def test_window_verdicts_are_stored_with_evidence_and_versions(
     assert "hosted_in_us" in shown.output and "facebook" in shown.output
 
     # recomputing the window replaces, it does not add
-    enrich_window(storage, start, end, enricher, registry, APPS)
+    analyse_window(storage, None, start, end, context)
     again = storage.query("SELECT count() FROM hop_verdicts FINAL").rows[0][0]
     assert again == stored[0]

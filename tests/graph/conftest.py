@@ -13,8 +13,13 @@ from typing import Any
 from schemas.errors import ResultError
 from schemas.normalize import RowBatch, normalize_into
 from tests.probes.conftest import (  # noqa: F401 - fixtures used by the netns tests
+    chain_2_2_2,
+    chain_2_3,
+    chain_3_2,
+    chain_4_2,
     diamond2,
     diamond3,
+    meshed,
     netns_ok,
     silent_hop,
     two_diamonds,

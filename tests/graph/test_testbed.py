@@ -2,7 +2,9 @@
 
 Ground truth is the topology itself (which routers sit on which branch). Every diamond must
 be found with all its branches and the right divergence/convergence, and no load balancer
-may be reported on the single path with a silent hop: precision = recall = 1.0.
+may be reported on the single path with a silent hop: precision = recall = 1.0. The
+consecutive diamonds (``chain_*``) hash with one seed in every router, so they are
+correlated (issue 16). In monitoring a window holds many MDA runs; the graph is their union.
 """
 
 from __future__ import annotations
@@ -29,8 +31,15 @@ TRUTH = {
     "two_diamonds": [("r1", "r2", {"a1", "a2"}), ("r2", "r3", {"b1", "b2"})],
     "unequal": [("r1", "r2", {"a1", "b1", "b2"})],
     "silent_hop": [],
+    "chain_3_2": [("r1", "r2", {"a1", "a2", "a3"}), ("r2", "r3", {"b1", "b2"})],
+    "chain_4_2": [("r1", "r2", {"a1", "a2", "a3", "a4"}), ("r2", "r3", {"b1", "b2"})],
+    "chain_2_3": [("r1", "r2", {"a1", "a2"}), ("r2", "r3", {"b1", "b2", "b3"})],
+    "chain_2_2_2": [("r1", "r2", {"a1", "a2"}), ("r2", "r3", {"b1", "b2"}),
+                    ("r3", "r4", {"c1", "c2"})],
 }
-FLOWS = 12
+FLOWS = 16  # Paris traceroutes per topology (paris_id 0..15, as RIPE Atlas rotates 16)
+UNION_RUNS = 5
+UNION_FLOWS = 10  # so few flows per run that one run alone misses branches
 TOTALS: dict[str, list[int]] = {}
 
 
@@ -38,9 +47,12 @@ def measure(topology: Topology, af: int, source: str) -> list[dict[str, Any]]:
     target = topology.target4 if af == 4 else topology.target6
     context = context_for(topology)
     if source == "mda":
-        task = ProbeTask(task_id="m", kind="mda", target=target, af=af,
-                         options={"confidence": 0.99})
+        task = ProbeTask(task_id="m", kind="mda", target=target, af=af, options={"seed": 0})
         return run_mda(task, context)
+    if source == "mda_union":
+        return [result for seed in range(1, UNION_RUNS + 1) for result in run_mda(
+            ProbeTask(task_id=f"m{seed}", kind="mda", target=target, af=af,
+                      options={"seed": seed, "max_flows": UNION_FLOWS}), context)]
     results = []
     for paris_id in range(FLOWS):
         task = ProbeTask(task_id=f"t{paris_id}", kind="traceroute", target=target, af=af,
@@ -56,7 +68,7 @@ def detect(topology: Topology, af: int, source: str) -> list[Any]:
     return load_balancer.detect(window)
 
 
-@pytest.mark.parametrize("source", ["mda", "paris"])
+@pytest.mark.parametrize("source", ["mda", "paris", "mda_union"])
 @pytest.mark.parametrize("name", sorted(TRUTH))
 def test_every_diamond_with_every_branch_and_nothing_else(
     name: str, source: str, request: pytest.FixtureRequest, record_property: Any,
@@ -90,6 +102,9 @@ def test_every_diamond_with_every_branch_and_nothing_else(
     assert recall == 1.0, [f.summary for f in findings]
     for finding in findings:
         assert finding.evidence["mode"] == "per_flow"
+        # a flow id is one header in every run: flows keep their branch across runs
+        assert finding.evidence["flow_stability"] == 1.0
+        assert finding.evidence["remapped_flows"] == []
         assert finding.evidence["width"] == len(expected[(finding.evidence["divergence"],
                                                           finding.evidence["convergence"])]
                                                  ) or name == "unequal"
@@ -99,7 +114,7 @@ def test_every_diamond_with_every_branch_and_nothing_else(
         assert finding.evidence["width"] == 2 and finding.evidence["length"] == 3
 
 
-@pytest.mark.parametrize("source", ["mda", "paris"])
+@pytest.mark.parametrize("source", ["mda", "paris", "mda_union"])
 @pytest.mark.parametrize("name", sorted(TRUTH))
 def test_ipv6_interface_graph_keeps_every_branch(
     name: str, source: str, request: pytest.FixtureRequest,
@@ -118,3 +133,38 @@ def test_ipv6_interface_graph_keeps_every_branch(
     assert bool(findings) == bool(TRUTH[name])
     assert all(f.kind == "load_balancer" and f.evidence["mode"] == "per_flow"
                for f in findings)
+
+
+def test_one_starved_run_misses_what_the_union_of_runs_finds(chain_4_2: Topology) -> None:
+    """Monitoring reads every MDA run of a window: runs with too few flows (complete: false)
+    each miss a branch of the correlated 4 -> 2 chain, their union misses none."""
+    results = measure(chain_4_2, 4, "mda_union")
+    branches = {chain_4_2.router_address(n, 4) for d in TRUTH["chain_4_2"] for n in d[2]}
+    found_by_run = [{node["address"] for node in r["nodes"]} & branches for r in results]
+    assert any(found < branches for found in found_by_run)
+    assert set().union(*found_by_run) == branches
+    assert len({r["flow_seed"] for r in results}) == UNION_RUNS
+
+
+def test_an_mda_result_is_one_path_over_every_branch_in_the_analysis(
+        request: pytest.FixtureRequest) -> None:
+    """The analysis pipeline turns an MDA result into one path verdict (kind ``mda``) that
+    holds every branch router, from a self-hosted (home) vantage point, and publishes it."""
+    from consumers.enrich import JurisdictionSettings, open_enricher
+    from consumers.pipeline import AnalysisContext, WindowInput, analyse_rows
+    from consumers.verdict_tables import path_message
+
+    topology: Topology = request.getfixturevalue("diamond2")
+    batch = normalized(measure(topology, 4, "mda"))
+    enricher, registry = open_enricher(JurisdictionSettings())
+    data = WindowInput(*EVERYTHING, batch.as_dicts("traceroute_hops"),
+                       batch.as_dicts("mda_links"))
+    analysis = analyse_rows(data, AnalysisContext(enricher, registry))
+    (mda,) = [r for r in analysis.results if r.path.kind == "mda"]
+    branch = {topology.router_address(n, 4) for n in ("a1", "a2")}
+    assert branch <= {h.record.address for h in mda.hops}
+    assert mda.home_set == "self" and mda.vantage is None
+    message = path_message(mda)
+    assert (message.kind, message.home_set, message.vantage_key) == (
+        "mda", "self", "vp:test-vp-utrecht")
+    assert [f.kind for f in analysis.findings] == ["load_balancer"]

@@ -308,7 +308,7 @@ def test_default_topic_values_match_schemas_topics() -> None:
 
     values = yaml.safe_load((CHART / "values.yaml").read_text())["kafka"]["topics"]
     keys = {topics.RESULTS: "results", topics.PROBE_TASKS: "probeTasks",
-            topics.FINDINGS: "findings", topics.ALERTS: "alerts",
+            topics.FINDINGS: "findings", topics.VERDICTS: "verdicts", topics.ALERTS: "alerts",
             topics.DEAD_LETTERS: "deadLetters", topics.VANTAGE_POINTS: "vantagePoints",
             topics.CONFIRM_REQUESTS: "confirmRequests"}
     for spec in topics.DEFAULT_TOPIC_SPECS:

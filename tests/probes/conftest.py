@@ -85,6 +85,32 @@ def silent_hop(netns_ok: None) -> Iterator[testbed.Topology]:
     yield from _topology(testbed.silent_hop)
 
 
+# consecutive diamonds of different widths, every router hashing with the same seed
+@pytest.fixture(scope="session")
+def chain_3_2(netns_ok: None) -> Iterator[testbed.Topology]:
+    yield from _topology(lambda: testbed.diamond_chain(3, 2))
+
+
+@pytest.fixture(scope="session")
+def chain_4_2(netns_ok: None) -> Iterator[testbed.Topology]:
+    yield from _topology(lambda: testbed.diamond_chain(4, 2))
+
+
+@pytest.fixture(scope="session")
+def chain_2_3(netns_ok: None) -> Iterator[testbed.Topology]:
+    yield from _topology(lambda: testbed.diamond_chain(2, 3))
+
+
+@pytest.fixture(scope="session")
+def chain_2_2_2(netns_ok: None) -> Iterator[testbed.Topology]:
+    yield from _topology(lambda: testbed.diamond_chain(2, 2, 2))
+
+
+@pytest.fixture(scope="session")
+def meshed(netns_ok: None) -> Iterator[testbed.Topology]:
+    yield from _topology(testbed.meshed)
+
+
 def context_for(topology: testbed.Topology, **overrides: Any) -> RunContext:
     """A vantage point in the topology's ``src`` namespace, allowed to probe the testbed."""
     values: dict[str, Any] = {

@@ -142,3 +142,46 @@ def test_refused_target_is_counted_and_the_agent_goes_on(diamond2: Topology) -> 
     assert published == 0
     assert agent.health()["tasks_refused"] == 2
     assert "allow it explicitly" in agent.health()["last_error"]
+
+
+def test_task_options_from_the_bus_are_held_to_the_agent_settings(diamond2: Topology) -> None:
+    """A task asking for more than the agent allows gets the agent's limits; a task with
+    nonsense options is counted as malformed and the agent goes on (issue 13, item 7)."""
+    url = f"memory://probe-agent-{next(_BUS_NAMES)}"
+    greedy = {"max_hops": 64, "packets": 16, "size": 1400, "timeout_s": 10, "gap_limit": 64}
+    tasks = [
+        ProbeTask(task_id="tr", kind="traceroute", target=diamond2.target4, msm_id=201,
+                  options=greedy),
+        ProbeTask(task_id="mda", kind="mda", target=diamond2.target6, af=6, msm_id=202,
+                  options={"max_hops": 64, "size": 1400, "max_flows": 4096,
+                           "confidence": 0.99, "timeout_s": 10}),
+        ProbeTask(task_id="bad-type", kind="traceroute", target=diamond2.target4,
+                  options={"packets": "all of them"}),
+        ProbeTask(task_id="unknown", kind="traceroute", target=diamond2.target4,
+                  options={"flood": True}),
+        ProbeTask(task_id="zero", kind="mda", target=diamond2.target4, options={"max_hops": 0}),
+    ]
+    scheduler = open_bus(url)
+    for task in tasks:
+        scheduler.publish(PROBE_TASKS, task.to_bytes())
+    scheduler.flush()
+    agent = agent_for(diamond2, url, target_interval_s=0.0, max_hops=3, packets=2,
+                      payload_size=40, mda_max_flows=24, mda_confidence=0.95)
+    agent.start()
+    while agent.poll_once(timeout=0.5):
+        pass
+    agent.close()
+    health = agent.health()
+    assert health["tasks_received"] == 5 and health["tasks_done"] == 2
+    assert health["tasks_clamped"] == 2 and health["tasks_malformed"] == 3
+    by_msm = {result["msm_id"]: result for result, _headers in drain_results(url)}
+    assert set(by_msm) == {201, 202}
+    trace = by_msm[201]
+    assert_sagan_parses(trace)
+    assert [hop["hop"] for hop in trace["result"]] == [1, 2, 3]  # max_hops 3, not 64
+    assert all(len(hop["result"]) == 2 for hop in trace["result"])  # packets 2, not 16
+    assert trace["size"] == 40 and trace["gw_probes_sent"] == 6
+    mda = by_msm[202]
+    assert not list(mda_validator().iter_errors(mda))
+    assert mda["confidence"] == 0.95 and mda["flows_used"] <= 24
+    assert max(node["ttl"] for node in mda["nodes"]) <= 3

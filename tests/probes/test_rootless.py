@@ -131,3 +131,14 @@ def test_cli_dns_against_a_loopback_server() -> None:
     targets = [a.target for a in parsed.responses[0].abuf.answers if a.type == "CNAME"]
     assert targets == CHAIN[1:]
     assert server.queries == [("www.gemeente.test.", "A"), ("www.gemeente.test.", "AAAA")]
+
+
+def test_cli_mda_takes_the_operator_confidence_and_replays_a_seed() -> None:
+    runner = CliRunner()
+    args = ["probe", "trace", "127.0.0.1", "--allow", "127.0.0.0/8", "--mda",
+            "--confidence", "0.99", "--seed", "5", "--format", "json", "--timeout", "0.5"]
+    first, again = (json.loads(runner.invoke(app, args).output) for _ in range(2))
+    assert first["confidence"] == 0.99  # the CLI sets the limit, it is not a bus task
+    assert first["flow_seed"] == again["flow_seed"] == 5
+    assert first["nodes"] == again["nodes"] and first["reached"]
+    assert runner.invoke(app, ["probe", "trace", "127.0.0.1", "--seed", "5"]).exit_code == 2

@@ -4,11 +4,16 @@ A topology is a DAG from ``src`` (where the prober runs) to ``dst`` (which holds
 target addresses on its loopback interface). Every edge is a veth pair with a /30 and a /64
 from the topology's own ranges (``10.<index>.<edge>.0/30``, ``2001:db8:<index>:<edge>::/64``,
 addresses used only inside these namespaces). Each node routes the target over *all* its
-forward edges (ECMP, L4 hash policy 1, fixed hash seed) and the prober's address back over
-its first incoming edge. A router listed in ``silent`` drops the ICMP it generates
-(policy rule ``iif lo ipproto icmp`` -> blackhole table), so it forwards but never
-answers; no nftables/iptables needed. ICMP rate limits are switched off in every
-namespace, so the many probes of MDA are all answered.
+forward edges (ECMP, L4 hash policy 1) and the prober's address back over its first
+incoming edge. Every router hashes with the same seed, so consecutive diamonds are
+*correlated*, as behind routers of one vendor: a flow's branch in one diamond decides its
+branch in the next. IPv4 uses ``fib_multipath_hash_seed`` (per namespace since Linux
+6.11; ``hash_seeds`` gives a router its own); IPv6 hashes with the kernel's one random
+key, shared by every namespace and new at every boot, so IPv6 routes are fixed within a
+boot only and ``hash_seeds`` does not change them. A router listed in ``silent`` drops
+the ICMP it generates (policy rule ``iif lo ipproto icmp`` -> blackhole table), so it
+forwards but never answers; no nftables/iptables needed. ICMP rate limits are switched off
+in every namespace, so the many probes of MDA are all answered.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 import shutil
 import subprocess
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 _COUNTER = itertools.count(1)
@@ -54,6 +59,8 @@ class Topology:
 
     edges: Sequence[tuple[str, str]]
     silent: Sequence[str] = ()
+    # routers that hash with their own seed (independent of the others' choices)
+    hash_seeds: Mapping[str, int] = field(default_factory=dict)
     # The address plan depends on the topology's shape only (not on how many topologies
     # the process built before), so with the fixed hash seed a topology routes every flow
     # the same way in every run, alone or in the whole suite: reproducible results.
@@ -103,6 +110,12 @@ class Topology:
                 return v4 if af == 4 else v6
         raise KeyError(node)
 
+    def interface_addresses(self, node: str, af: int) -> set[str]:
+        """Every address ``node`` may answer from: its ends of all its incoming edges (IPv6
+        answers from the interface the probe came in on)."""
+        return {self.addresses[(number, node)][0 if af == 4 else 1]
+                for number, (_a, b) in enumerate(self.edges) if b == node}
+
     def source_address(self, af: int) -> str:
         for number, (a, _b) in enumerate(self.edges):
             if a == "src":
@@ -123,7 +136,7 @@ class Topology:
                 "net.ipv4.conf.default.rp_filter=0",
                 "net.ipv4.fib_multipath_hash_policy=1",
                 "net.ipv6.fib_multipath_hash_policy=1",
-                f"net.ipv4.fib_multipath_hash_seed={HASH_SEED}",
+                f"net.ipv4.fib_multipath_hash_seed={self.hash_seeds.get(node, HASH_SEED)}",
                 "net.ipv4.icmp_ratelimit=0",
                 "net.ipv6.icmp.ratelimit=0",
                 "net.ipv4.icmp_msgs_per_sec=1000000",
@@ -225,9 +238,31 @@ def diamond3() -> Topology:
                      ("a2", "r2"), ("a3", "r2"), ("r2", "dst")])
 
 
+def diamond_chain(*widths: int) -> Topology:
+    """Consecutive diamonds: ``r1`` fans out to ``a1..aW`` which meet at ``r2``, which fans out
+    to ``b1..`` and so on, then ``dst``. Every router hashes with the same seed, so the
+    diamonds are *correlated*: a flow's branch in one diamond decides its branch in the
+    next (hash-threshold ECMP: 2 -> 2 sends every flow of a1 to b1)."""
+    edges = [("src", "r1")]
+    for number, width in enumerate(widths, start=1):
+        letter = "abcdefgh"[number - 1]
+        edges += [(f"r{number}", f"{letter}{i}") for i in range(1, width + 1)]
+        edges += [(f"{letter}{i}", f"r{number + 1}") for i in range(1, width + 1)]
+    return Topology([*edges, (f"r{len(widths) + 1}", "dst")])
+
+
 def two_diamonds() -> Topology:
-    return Topology([("src", "r1"), ("r1", "a1"), ("r1", "a2"), ("a1", "r2"), ("a2", "r2"),
-                     ("r2", "b1"), ("r2", "b2"), ("b1", "r3"), ("b2", "r3"), ("r3", "dst")])
+    return diamond_chain(2, 2)
+
+
+def meshed() -> Topology:
+    """r1 -> a1, a2; each of a1, a2 -> b1, b2 (a meshed diamond); b1, b2 -> r2. a1 and a2
+    hash with their own IPv4 seeds: with r1's seed every flow of a1 would take b1 and every
+    flow of a2 b2 (hash-threshold ECMP), and the mesh links would carry no flow at all —
+    as they do not over IPv6, where every router shares the kernel's key."""
+    return Topology([("src", "r1"), ("r1", "a1"), ("r1", "a2"), ("a1", "b1"), ("a1", "b2"),
+                     ("a2", "b1"), ("a2", "b2"), ("b1", "r2"), ("b2", "r2"), ("r2", "dst")],
+                    hash_seeds={"a1": 11, "a2": 12})
 
 
 def unequal() -> Topology:

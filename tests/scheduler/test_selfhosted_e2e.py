@@ -17,8 +17,8 @@ import pytest
 
 from consumers.enrich import open_enricher
 from consumers.enrich.settings import JurisdictionSettings, VantagePointPosition
-from consumers.enrich.window import enrich_window
 from consumers.ingest import IngestConsumer
+from consumers.pipeline import AnalysisContext, analyse_window
 from consumers.storage import Storage
 from probes.agent import Agent
 from scheduler.app import start_scheduler
@@ -141,8 +141,9 @@ def run_flow(url: str, topology: testbed.Topology, storage: Storage, tmp_path: P
     enricher, registry = open_enricher(JurisdictionSettings(
         vantage_points=[VantagePointPosition(name=vp, latitude=52.09, longitude=5.12,
                                              country="NL")]))
-    enrich_window(storage, started, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5),
-                  enricher, registry, {"Lab service": [topology.target4, topology.target6]})
+    analyse_window(storage, None, started, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5),
+                   AnalysisContext(enricher, registry,
+                                   {"Lab service": [topology.target4, topology.target6]}))
     verdicts = storage.query(
         "SELECT DISTINCT destination_address, vantage_key FROM path_verdicts FINAL "
         "WHERE measurement_id IN {ids:Array(UInt64)}", {"ids": sorted(ids["traceroute"])}).rows

@@ -176,9 +176,12 @@ def test_write_routes_need_the_token(endpoint: Running) -> None:
             assert b"Authorization: Bearer" in reply.body
     assert endpoint.app.status()["components"]["ingest"]["results"] == 0
     assert endpoint.storage.query("SELECT count() FROM alert_acks").rows == [(0,)]
-    ok = endpoint.request("POST", "/alerts/ack", {"alert_id": "x", "by": "officer"},
+    ok = endpoint.request("POST", "/alerts/ack", {"alert_id": "0123456789abcdef", "by": "officer"},
                           token=endpoint.token)
     assert ok.status == 400 and b"no single alert matches" in ok.body  # authorised, no alert
+    short = endpoint.request("POST", "/alerts/ack", {"alert_id": "x", "by": "officer"},
+                             token=endpoint.token)
+    assert short.status == 400 and b"at least 8 characters" in short.body
 
 
 def test_a_forged_source_header_is_not_believed(endpoint: Running) -> None:

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from consumers.alerts.store import AlertStore
 from consumers.enrich import open_enricher
-from consumers.enrich.window import enrich_window
-from consumers.graph import read_findings, read_window, run_window
+from consumers.graph import read_findings, read_window
+from consumers.pipeline import AnalysisContext, analyse_window
 from consumers.storage import Storage
 from grenswacht.cli import app as cli
 from grenswacht.embedded import Embedded
@@ -43,8 +43,7 @@ def filled(storage: Storage, chdb_dsn: str, tmp_path: Path) -> dict[str, str]:
            "XDG_CONFIG_HOME": str(tmp_path / "config"), "COLUMNS": "200"}
     _cli(env, "ingest", *map(str, FILES), "-f", "json")
     enricher, registry = open_enricher(settings_for(tmp_path, chdb_dsn).jurisdiction)
-    enrich_window(storage, START, END, enricher, registry, APPS)
-    run_window(storage, None, START, END, APPS, enricher=enricher, registry=registry)
+    analyse_window(storage, None, START, END, AnalysisContext(enricher, registry, APPS))
     AlertStore(storage).save_alerts([make_alert()])
     return env
 
@@ -56,11 +55,13 @@ COMMANDS = [
     ("sql", "SELECT * FROM path_verdicts FINAL ORDER BY timestamp, probe_id LIMIT 50",
      "-f", "json"),
     ("verdicts", "-f", "json"),
-    ("verdicts", "--paths", "-f", "csv"),
+    ("verdicts", "--all", "-f", "csv"),
     ("findings", "-f", "json"),
     ("explain", "wikipedia-lb.esams.wikimedia.org", "-f", "json"),
     ("alerts", "list", "-f", "json"),
-    ("alerts", "show", "a1b2", "-f", "json"),
+    ("alerts", "show", "a1b2c3", "-f", "json"),
+    ("apps", "-f", "json"),
+    ("apps", "-f", "csv"),
 ]
 
 
@@ -82,18 +83,19 @@ def test_every_command_answers_the_same_with_run_up_and_without(
          str(tmp_path / "down.graphml"))
     for command, a, b in zip(COMMANDS, up, down, strict=True):
         assert a == b, command
-    assert len(json.loads(up[0])) > 1 and len(json.loads(up[2])) == 2
+    assert len(json.loads(up[0])) > 1 and len(json.loads(up[2])) == 13  # Dutch home paths
+    assert [(a["application"], a["paths"]) for a in json.loads(up[-2])] == [("wikipedia", 13)]
     assert json.loads(up[4]), "the fixture window has findings"
     graph_up = (tmp_path / "up.graphml").read_text()
     assert graph_up == (tmp_path / "down.graphml").read_text() and "<node" in graph_up
     again = Embedded(cfg)
     again.start(only=set())
     try:  # an acknowledgement goes through the write route while run holds the store
-        assert "acknowledged a1b2c3" in _cli(filled, "alerts", "ack", "a1b2", "-m",
+        assert "acknowledged a1b2c3" in _cli(filled, "alerts", "ack", "a1b2c3", "-m",
                                              "through run", "--by", "officer")
     finally:
         again.stop()
-    shown = json.loads(_cli(filled, "alerts", "show", "a1b2", "-f", "json"))
+    shown = json.loads(_cli(filled, "alerts", "show", "a1b2c3", "-f", "json"))
     assert shown["acknowledged"]["comment"] == "through run"
 
 

@@ -299,7 +299,7 @@ affinity:
 
 {{/* Topic names (schemas/topics.py) by values key. */}}
 {{- define "grenswacht.topicNames" -}}
-{{- dict "results" "grenswacht.results.v1" "probeTasks" "grenswacht.probe-tasks.v1" "findings" "grenswacht.findings.v1" "alerts" "grenswacht.alerts.v1" "deadLetters" "grenswacht.dead-letters.v1" "vantagePoints" "grenswacht.vantage-points.v1" "confirmRequests" "grenswacht.confirm-requests.v1" | toJson -}}
+{{- dict "results" "grenswacht.results.v1" "probeTasks" "grenswacht.probe-tasks.v1" "findings" "grenswacht.findings.v1" "verdicts" "grenswacht.verdicts.v1" "alerts" "grenswacht.alerts.v1" "deadLetters" "grenswacht.dead-letters.v1" "vantagePoints" "grenswacht.vantage-points.v1" "confirmRequests" "grenswacht.confirm-requests.v1" | toJson -}}
 {{- end -}}
 
 {{/* {"topic name": partitions} as JSON, for GRENSWACHT_KAFKA__PARTITIONS. */}}

@@ -1,0 +1,106 @@
+"""``grenswacht apps``: the current verdict of every application, one row each, with the
+shares per class, the home vantage points and paths counted, the period and one line of
+why (``consumers.current``; ``docs/verdicts.md``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from consumers.current import (
+    ApplicationState,
+    current_applications,
+    shares_by_municipality,
+)
+from consumers.verdicts import DESCRIPTIONS, FORWARD_ONLY_NOTE
+from grenswacht.commands.common import (
+    FormatOption,
+    StorageOption,
+    console,
+    fail,
+    open_cli_store,
+)
+from grenswacht.render import OutputFormat, print_rows
+from schemas.errors import GrenswachtError
+
+SHORT = {
+    "hosted_in_us": "US-hosted", "routed_via_us": "via US", "us_operated_in_eu": "US-op EU",
+    "elsewhere": "elsewhere", "eu_hosted_eu_operated": "EU", "unknown": "unknown",
+}
+
+
+def _shares(state: ApplicationState) -> str:
+    return ", ".join(f"{SHORT.get(k, k)} {v:.0%}" for k, v in
+                     sorted(state.shares.items(), key=lambda kv: -kv[1]))
+
+
+def _period(state: ApplicationState) -> str:
+    if state.period_end is None:
+        return ""
+    return f"{state.period_end:%Y-%m-%d %H:%M}"
+
+
+def _table(states: Sequence[ApplicationState]) -> Table:
+    table = Table(title=f"{len(states)} applications", show_lines=False)
+    for name in ("application", "verdict", "confidence", "shares of home paths", "VPs",
+                 "paths", "measured until (UTC)", "why"):
+        table.add_column(name, overflow="fold")
+    for s in states:
+        verdict = s.verdict if s.measured else "not measured"
+        table.add_row(*(escape(str(v)) for v in (
+            s.application, verdict, s.confidence if s.measured else "", _shares(s),
+            len(s.vantage_points) or "", s.paths or "", _period(s), s.why)))
+    return table
+
+
+def apps(
+    municipality: Annotated[str | None, typer.Option(
+        "--municipality", "-m", help="Only the applications of this municipality.")] = None,
+    storage: StorageOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """The current verdict of every application, from the home vantage points."""
+    try:
+        store = open_cli_store(storage)
+        try:
+            states = current_applications(store, municipality)
+        finally:
+            store.close()
+    except GrenswachtError as exc:
+        fail(str(exc))
+    if municipality and not states:
+        fail(f"no application of municipality {municipality!r} in the inventory")
+    if fmt is OutputFormat.json:
+        print(_json(states))
+        return
+    if fmt is OutputFormat.csv:
+        columns = ["application", "verdict", "confidence", "shares", "vantage_points",
+                   "paths", "period_start", "period_end", "why", "municipalities"]
+        print_rows(console, columns, [[
+            s.application, s.verdict, s.confidence, s.shares, len(s.vantage_points), s.paths,
+            s.period_start, s.period_end, s.why, list(s.municipalities)] for s in states], fmt)
+        return
+    print_apps(states)
+
+
+def print_apps(states: Sequence[ApplicationState]) -> None:
+    """The table, the shares per municipality and the forward-paths note."""
+    console.print(_table(states))
+    for name, shares in shares_by_municipality(states).items():
+        line = ", ".join(f"{DESCRIPTIONS[k].split(' (')[0]} {v:.1%}" for k, v in shares.items())
+        console.print(f"{escape(name or '(no municipality)')}: {escape(line)}",
+                      highlight=False, soft_wrap=True)
+    console.print(FORWARD_ONLY_NOTE, style="dim", highlight=False)
+
+
+def _json(states: Sequence[ApplicationState]) -> str:
+    return orjson.dumps([s.as_dict() for s in states], option=orjson.OPT_INDENT_2).decode()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(apps)
