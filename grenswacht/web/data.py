@@ -7,6 +7,9 @@ the evidence behind it (paths, DNS answers, hops, findings, alerts, vantage poin
 results) as stored. Each takes a :class:`~schemas.store.Store` (the engine, or a running
 ``grenswacht run`` through ``grenswacht.store.RemoteStore``) and blocks: call it from a
 worker thread in async code.
+
+``NOT_MEASURED``, ``ApplicationState`` and ``shares_by_municipality`` are
+``consumers.current``'s, re-exported for the pages.
 """
 
 from __future__ import annotations
@@ -15,56 +18,27 @@ import datetime as dt
 import ipaddress
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
+from consumers import current
 from consumers.alerts.store import AlertStore
+from consumers.current import NOT_MEASURED, ApplicationState, shares_by_municipality
+from consumers.enrich.cname import Resolution, resolutions
 from consumers.graph.findings import read_findings
-from consumers.verdicts import SEVERITY, VERDICT_CLASSES
+from consumers.verdicts import VERDICT_CLASSES
 from schemas.findings import Finding
 from schemas.store import Store
 
-NOT_MEASURED = "not_measured"
+__all__ = [
+    "CLASSES", "NOT_MEASURED", "Answer", "ApplicationState", "Hops", "Method", "alerts",
+    "coverage", "current_applications", "destinations", "dns_answers", "finding_counts",
+    "findings", "freshness", "home", "hop_countries", "hops", "method", "paths",
+    "raw_results", "shares_by_municipality", "us_bounds", "vantage_points",
+]
 CLASSES = tuple(c for c in VERDICT_CLASSES if c != "anycast")
 """The research's six classes, most serious first (anycast is an attribute, not a class)."""
-
-_INVENTORY_SQL = ("SELECT application, municipalities, hostnames, criticality "
-                  "FROM applications FINAL")
-_CURRENT_SQL = """
-SELECT application, argMax(verdict, window_end) AS verdict,
-       argMax(class_counts, window_end) AS class_counts,
-       argMax(path_count, window_end) AS path_count,
-       argMax(window_start, window_end) AS period_start, max(window_end) AS period_end,
-       argMax(reasons, window_end) AS reasons, argMax(hostnames, window_end) AS hostnames,
-       argMax(addresses, window_end) AS addresses
-FROM (SELECT * FROM application_verdicts FINAL WHERE path_count > 0) GROUP BY application
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class ApplicationState:
-    """The current verdict of one application (``not_measured``: no path analysed yet)."""
-
-    application: str
-    verdict: str
-    confidence: str = "none"
-    shares: dict[str, float] = field(default_factory=dict)
-    class_counts: dict[str, int] = field(default_factory=dict)
-    paths: int = 0
-    vantage_points: tuple[str, ...] = ()
-    period_start: dt.datetime | None = None
-    period_end: dt.datetime | None = None
-    why: str = ""
-    reasons: tuple[str, ...] = ()
-    municipalities: tuple[str, ...] = ()
-    criticality: str = ""
-    hostnames: tuple[str, ...] = ()
-    addresses: tuple[str, ...] = ()
-    anycast: bool = False
-
-    @property
-    def measured(self) -> bool:
-        return self.verdict != NOT_MEASURED
+_HOSTNAMES_SQL = "SELECT application, hostnames FROM applications FINAL"
 
 
 def _utc(value: Any) -> dt.datetime | None:
@@ -75,46 +49,16 @@ def _utc(value: Any) -> dt.datetime | None:
 
 def current_applications(store: Store, municipality: str | None = None
                          ) -> list[ApplicationState]:
-    """Every application of the inventory (and every measured one) with its current state,
-    most serious first; only those of ``municipality`` when given."""
-    rows: dict[str, dict[str, Any]] = {}
-    for sql in (_INVENTORY_SQL, _CURRENT_SQL):
-        for record in store.query(sql).as_dicts():
-            rows.setdefault(str(record["application"]), {}).update(record)
-    states = []
-    for name, row in rows.items():
-        base: dict[str, Any] = {"municipalities": tuple(row.get("municipalities") or ()),
-                "criticality": str(row.get("criticality") or ""),
-                "hostnames": tuple(str(h) for h in row.get("hostnames") or ())}
-        if "verdict" not in row:
-            states.append(ApplicationState(name, NOT_MEASURED, **base))
-            continue
-        counts = {str(k): int(v) for k, v in (row["class_counts"] or {}).items()}
-        total = sum(counts.values()) or 1
-        reasons = tuple(str(r) for r in row["reasons"])
-        states.append(ApplicationState(
-            name, str(row["verdict"]), shares={k: v / total for k, v in counts.items()},
-            class_counts=counts, paths=int(row["path_count"]),
-            period_start=_utc(row["period_start"]), period_end=_utc(row["period_end"]),
-            why=reasons[0] if reasons else "", reasons=reasons,
-            addresses=tuple(str(a) for a in row["addresses"]), **base))
-    if municipality:
-        wanted = municipality.casefold()
-        states = [s for s in states if any(m.casefold() == wanted for m in s.municipalities)]
-    return sorted(states, key=lambda s: (-SEVERITY.get(s.verdict, -1), s.application))
-
-
-def shares_by_municipality(states: Sequence[ApplicationState]) -> dict[str, dict[str, float]]:
-    """Per municipality the share of its measured applications in each class."""
-    counts: dict[str, dict[str, int]] = {}
-    for state in states:
-        if not state.measured:
-            continue
-        for municipality in state.municipalities:
-            per = counts.setdefault(municipality, {})
-            per[state.verdict] = per.get(state.verdict, 0) + 1
-    return {m: {c: n / sum(per.values()) for c, n in per.items()}
-            for m, per in sorted(counts.items())}
+    """Every application of the inventory with its current state, most serious first
+    (``consumers.current``: what ``grenswacht apps`` and the dashboard show); an
+    application not measured yet carries its inventory hostnames."""
+    states = current.current_applications(store, municipality)
+    if all(s.hostnames for s in states):
+        return states
+    names = {str(a): tuple(str(h) for h in hosts)
+             for a, hosts in store.query(_HOSTNAMES_SQL).rows}
+    return [s if s.hostnames else replace(s, hostnames=names.get(s.application, ()))
+            for s in states]
 
 
 # -- the evidence behind a verdict ------------------------------------------------------
@@ -124,21 +68,32 @@ def _names(state: ApplicationState) -> list[str]:
 
 
 _PATHS_SQL = """
-SELECT timestamp, source, measurement_id, probe_id, vantage_key, destination_name,
-       destination_address, verdict, confidence, destination_country, destination_operator,
-       legal_country, us_hops, reasons
+SELECT timestamp, source, measurement_id, probe_id, vantage_key, home_set, destination_name,
+       destination_address, verdict, confidence, anycast, destination_country,
+       destination_operator, legal_country, us_hops, why, reasons
 FROM path_verdicts FINAL
-WHERE lower(trimRight(destination_name, '.')) IN {names:Array(String)}
-   OR destination_address IN {names:Array(String)}
-   OR destination_address IN {addresses:Array(String)}
-ORDER BY timestamp DESC LIMIT {limit:UInt32}
+WHERE has(applications, {application:String})
+ORDER BY home_set = '', timestamp DESC LIMIT {limit:UInt32}
 """
 
 
-def paths(store: Store, state: ApplicationState, limit: int = 200) -> list[dict[str, Any]]:
-    """The stored path verdicts of the application, newest first."""
-    return store.query(_PATHS_SQL, {"names": _names(state), "addresses": list(state.addresses),
-                                    "limit": limit}).as_dicts()
+def paths(store: Store, state: ApplicationState, limit: int = 500) -> list[dict[str, Any]]:
+    """The stored path verdicts of the application (the analysis tied each path to it by
+    that vantage point's DNS answers or the traceroute's target): those from home vantage
+    points first, newest first."""
+    return store.query(_PATHS_SQL, {"application": state.application, "limit": limit}
+                       ).as_dicts()
+
+
+def home(path_rows: Iterable[dict[str, Any]], state: ApplicationState) -> list[dict[str, Any]]:
+    """The home paths of the application's current period (what its verdict rests on)."""
+    start, end = state.period_start, state.period_end
+
+    def within(stamp: Any) -> bool:
+        when = _utc(stamp)
+        return start is None or end is None or when is None or start <= when <= end
+
+    return [p for p in path_rows if p["home_set"] and within(p["timestamp"])]
 
 
 def destinations(path_rows: Iterable[dict[str, Any]]) -> list[str]:
@@ -146,51 +101,37 @@ def destinations(path_rows: Iterable[dict[str, Any]]) -> list[str]:
 
 
 _DNS_SQL = """
-SELECT probe_id, vantage_point, timestamp, response_index, lower(trimRight(query_name, '.')) AS
-       query_name, record_type, lower(trimRight(record_name, '.')) AS record_name, record_data
+SELECT source, measurement_id, probe_id, vantage_point, timestamp, response_index, section,
+       query_name, record_type, record_name, record_data
 FROM dns_answers FINAL
 WHERE section = 'answer' AND record_type IN ('A', 'AAAA', 'CNAME')
-  AND probe_id IN (SELECT probe_id FROM dns_answers
-                   WHERE lower(trimRight(query_name, '.')) IN {names:Array(String)})
   AND lower(trimRight(query_name, '.')) IN {names:Array(String)}
-ORDER BY timestamp DESC LIMIT 5000
+ORDER BY timestamp DESC LIMIT 20000
 """
 
 
 @dataclass(frozen=True, slots=True)
-class Resolution:
+class Answer:
     """The latest DNS answer one vantage point got for one hostname."""
 
     vantage: str
     hostname: str
-    timestamp: dt.datetime | None
+    timestamp: dt.datetime
     chain: tuple[str, ...]
+    """The hostname, then every CNAME target in order (``consumers.enrich.cname``)."""
     addresses: tuple[str, ...]
 
 
-def dns_answers(store: Store, state: ApplicationState) -> list[Resolution]:
+def dns_answers(store: Store, state: ApplicationState) -> list[Answer]:
     """Per vantage point and hostname the latest answer: the CNAME chain and addresses."""
-    rows = store.query(_DNS_SQL, {"names": _names(state)}).as_dicts()
-    responses: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        key = (row["probe_id"], row["vantage_point"], row["timestamp"], row["response_index"],
-               row["query_name"])
-        responses.setdefault(key, []).append(row)
+    names = _names(state)
+    rows = store.query(_DNS_SQL, {"names": names}).as_dicts() if names else []
     latest: dict[tuple[str, str], Resolution] = {}
-    for (probe, point, stamp, _index, name), records in responses.items():
-        vantage = point or f"atlas:{probe}"
-        if (vantage, name) in latest:
-            continue  # rows are newest first
-        cnames = {str(r["record_name"]): str(r["record_data"]).lower().rstrip(".")
-                  for r in records if r["record_type"] == "CNAME"}
-        chain = [name]
-        while chain[-1] in cnames and len(chain) < 16 and cnames[chain[-1]] not in chain:
-            chain.append(cnames[chain[-1]])
-        addresses = sorted({str(r["record_data"]) for r in records
-                            if r["record_type"] in ("A", "AAAA")})
-        latest[(vantage, name)] = Resolution(vantage, name, _utc(stamp), tuple(chain),
-                                             tuple(addresses))
-    return sorted(latest.values(), key=lambda r: (r.hostname, r.vantage))
+    for found in resolutions(rows, names):  # oldest first: the newest stays
+        latest[(found.vantage_key, found.hostname)] = found
+    return [Answer(r.vantage_key, r.hostname, dt.datetime.fromtimestamp(r.timestamp, dt.UTC),
+                   r.chain, tuple(sorted(r.addresses)))
+            for r in sorted(latest.values(), key=lambda r: (r.hostname, r.vantage_key))]
 
 
 _HOPS_SQL = """
@@ -313,20 +254,31 @@ FROM (SELECT lower(trimRight(query_name, '.')) AS hostname, 'dns' AS kind FROM d
       WHERE hop = 1 AND lower(trimRight(destination_name, '.')) IN {names:Array(String)})
 GROUP BY hostname
 """
+_PATHED_SQL = """
+SELECT DISTINCT arrayJoin(applications) AS application FROM path_verdicts FINAL
+WHERE hasAny(applications, {applications:Array(String)})
+"""
 
 
 def coverage(store: Store, states: Sequence[ApplicationState]) -> dict[str, str]:
-    """Why each unmeasured application has no verdict: ``no_results`` (nothing stored for
-    its hostnames), ``dns_only`` (DNS answers but no traceroute) or ``not_analysed``
-    (traceroutes stored, no path verdict yet)."""
+    """Why each unmeasured application has no verdict: ``not_home`` (paths analysed, but
+    none from its home vantage points), ``not_analysed`` (traceroutes stored, no path
+    verdict yet), ``dns_only`` (DNS answers but no traceroute) or ``no_results`` (nothing
+    stored for its hostnames)."""
     missing = [s for s in states if not s.measured]
+    if not missing:
+        return {}
     names = sorted({n for s in missing for n in _names(s)})
     seen = {str(r["hostname"]): r for r in store.query(
         _RESULTS_SQL, {"names": names}).as_dicts()} if names else {}
+    pathed = {str(r[0]) for r in store.query(
+        _PATHED_SQL, {"applications": [s.application for s in missing]}).rows}
     why: dict[str, str] = {}
     for state in missing:
         rows = [seen[n] for n in _names(state) if n in seen]
-        if any(int(r["traceroutes"]) for r in rows):
+        if state.application in pathed:
+            why[state.application] = "not_home"
+        elif any(int(r["traceroutes"]) for r in rows):
             why[state.application] = "not_analysed"
         elif any(int(r["dns"]) for r in rows):
             why[state.application] = "dns_only"
@@ -341,19 +293,14 @@ SELECT source, result_type, measurement_id, probe_id, timestamp, destination, va
 FROM raw_results FINAL
 WHERE (source, measurement_id, probe_id, timestamp) IN
       (SELECT source, measurement_id, probe_id, timestamp FROM path_verdicts FINAL
-       WHERE destination_address IN {addresses:Array(String)})
+       WHERE has(applications, {application:String}))
 ORDER BY timestamp DESC LIMIT {limit:UInt32}
 """
 
 
-def raw_results(store: Store, addresses: Sequence[str], limit: int = 200
-                ) -> list[dict[str, Any]]:
-    """The stored RIPE Atlas results (payload verbatim) behind the paths to ``addresses``."""
-    return store.query(_RAW_SQL, {"addresses": list(addresses), "limit": limit}).as_dicts()
-
-
-def severity_order(verdict: str) -> int:
-    return -SEVERITY.get(verdict, -1)
+def raw_results(store: Store, application: str, limit: int = 200) -> list[dict[str, Any]]:
+    """The stored RIPE Atlas results (payload verbatim) behind the application's paths."""
+    return store.query(_RAW_SQL, {"application": application, "limit": limit}).as_dicts()
 
 
 _METHOD_SQL = """

@@ -69,6 +69,8 @@ COVERAGE_LABELS = {
                      "scheduled, is the RIPE Atlas key set?)"),
     "dns_only": N_("only DNS answers so far, no traceroute"),
     "not_analysed": N_("traceroutes stored, not analysed yet"),
+    "not_home": N_("measured, but not from its home vantage points (the municipality's own "
+                   "probes and the Dutch RIPE Atlas probes of its vantage sets)"),
 }
 CONFIDENCE_LABELS = {"high": N_("high"), "medium": N_("medium"), "low": N_("low"),
                      "none": N_("none")}

@@ -102,7 +102,7 @@ def _application(store: Store, name: str, language: str) -> dict[str, Any] | Non
     picture = PICTURES.picture(store, state, "svg", language, id_prefix="app")
     return {
         "state": state, "paths": path_rows[:50], "path_total": len(path_rows),
-        "axes": _axes(path_rows), "dns": data.dns_answers(store, state),
+        "axes": _axes(data.home(path_rows, state)), "dns": data.dns_answers(store, state),
         "hops": data.hops(store, addresses),
         "findings": data.findings(store, application=name, addresses=addresses, limit=50),
         "alerts": data.alerts(store, application=name, limit=50),
@@ -144,11 +144,9 @@ async def picture(request: Request) -> Response:
 
 
 def _raw(store: Store, name: str) -> list[dict[str, Any]] | None:
-    state = find_state(store, name)
-    if state is None:
+    if find_state(store, name) is None:
         return None
-    addresses = sorted(set(data.destinations(data.paths(store, state))) | set(state.addresses))
-    return data.raw_results(store, addresses)
+    return data.raw_results(store, name)
 
 
 @guard("read", session=True)

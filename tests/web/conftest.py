@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from consumers.alerts.store import AlertStore
-from consumers.analysis import AnalysisLoop
-from consumers.enrich import JurisdictionSettings, open_enricher
+from consumers.analysis import analyse_windows, unanalysed_windows
+from consumers.enrich import JurisdictionSettings
+from consumers.home import VerdictSettings
 from consumers.ingest import IngestConsumer
 from consumers.storage import Storage
-from grenswacht.embedded import Embedded, load_applications
+from grenswacht.embedded import Embedded, analysis_context
 from grenswacht.files import read_results
 from grenswacht.settings import ServerSettings, Settings
 from schemas import topics
@@ -34,13 +35,15 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 ATLAS = FIXTURES / "atlas"
 INVENTORY = FIXTURES / "web" / "apps.toml"
 RESULTS = [
-    ATLAS / "traceroute" / "pierky_msm1033154_wikipedia_esams.jsonl",
-    ATLAS / "bulk_samples" / "cloudfront.jsonl.gz",
+    *sorted((ATLAS / "traceroute").glob("*.jsonl")),
+    *sorted((ATLAS / "bulk_samples").glob("*.jsonl.gz")),
+    FIXTURES / "verdicts" / "googlenews_nl_us.jsonl.gz",
     ATLAS / "dns" / "ripe_atlas_tools_tests.jsonl",
     ATLAS / "dns" / "sagan_tests.jsonl",
 ]
 PROBE_FILES = sorted((ATLAS / "api").glob("pierky_*_probes_api_v2.json"))
-APPLICATIONS = ("Wikipedia", "Nieuwsportaal (CloudFront)", "RIPE NCC", "Microsoft 365")
+APPLICATIONS = ("Wikipedia", "Google Nieuws", "Vivacom (IPv6)", "Kenya Education Network",
+                "Nieuwsportaal (CloudFront)", "Facebook", "RIPE NCC", "Microsoft 365")
 ALERT_ID = "web-test-alert-wikipedia-0001"
 _NAMES = itertools.count()
 
@@ -53,11 +56,13 @@ class Site:
     app: Embedded
 
 
-def settings_for(tmp: Path, chdb_dsn: str) -> Settings:
+def settings_for(tmp: Path, chdb_dsn: str, home_countries: tuple[str, ...] = ("NL",)
+                 ) -> Settings:
     return Settings(data_dir=tmp / "data", storage=chdb_dsn,
                     bus=f"memory://web-{next(_NAMES)}", server=ServerSettings(port=0),
                     jurisdiction=JurisdictionSettings(atlas_probe_files=PROBE_FILES),
-                    atlas={"inventory": INVENTORY, "probe_metadata": {"enabled": False}})
+                    atlas={"inventory": INVENTORY, "probe_metadata": {"enabled": False}},
+                    verdicts=VerdictSettings(home_countries=list(home_countries)))
 
 
 def _empty(storage: Storage) -> None:
@@ -78,12 +83,11 @@ def prepare(storage: Storage, cfg: Settings) -> None:
             bus.publish(topics.RESULTS, record.value, key=record.key, headers=record.headers)
     bus.close()
     IngestConsumer(open_bus(f"memory://{name}"), storage, group="ingest").drain(idle_timeout=0)
-    applications = load_applications(cfg, storage)
-    enricher, registry = open_enricher(cfg.jurisdiction)
-    loop = AnalysisLoop(storage, open_bus(f"memory://{name}-analysis"), enricher, registry,
-                        applications)
-    assert loop.catch_up() > 0
-    loop.process_settled(0.0, force=True)
+    windows = unanalysed_windows(storage, cfg.analysis.window_s)
+    assert windows
+    stats = analyse_windows(storage, None, analysis_context(cfg, storage), windows,
+                            window_s=cfg.analysis.window_s)
+    assert stats.failures == 0, stats.last_error
     seen = dt.datetime(2013, 10, 17, 10, tzinfo=dt.UTC)
     AlertStore(storage).save_alerts([Alert(
         alert_id=ALERT_ID, application="Wikipedia", vantage_set="nl", address_family=4,
@@ -94,9 +98,15 @@ def prepare(storage: Storage, cfg: Settings) -> None:
 
 
 @pytest.fixture(scope="module")
-def site(session_storage: Storage, chdb_dsn: str, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[Site]:
-    cfg = settings_for(tmp_path_factory.mktemp("web"), chdb_dsn)
+def home_countries() -> tuple[str, ...]:
+    """Where the home vantage points are (a test module may choose others)."""
+    return ("NL",)
+
+
+@pytest.fixture(scope="module")
+def site(session_storage: Storage, chdb_dsn: str, tmp_path_factory: pytest.TempPathFactory,
+         home_countries: tuple[str, ...]) -> Iterator[Site]:
+    cfg = settings_for(tmp_path_factory.mktemp("web"), chdb_dsn, home_countries)
     prepare(session_storage, cfg)
     app = Embedded(cfg)
     app.start(only=set())

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import ALERT_ID, APPLICATIONS, Site
 from grenswacht.web.worldmap import shapes_missing
+from tests.web.conftest import ALERT_ID, APPLICATIONS, Site
 from tools.browser import browser, chromium_path
 
 pytestmark = pytest.mark.skipif(chromium_path() is None,
