@@ -71,7 +71,8 @@ class Application(_Strict):
     criticality: Criticality = Criticality.normal
     tags: list[str] = Field(default_factory=list)
     vantage_sets: list[str] | None = Field(
-        None, description="Vantage sets that measure this application (default: all)."
+        None, description="Vantage sets that measure this application (default: all; [] = "
+        "none: results of it come from elsewhere, e.g. files)."
     )
 
 

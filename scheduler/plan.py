@@ -132,7 +132,7 @@ def wanted_measurements(inventory: Inventory) -> list[MeasurementSpec]:
     by_target: dict[tuple[str, str], list[tuple[str, Criticality]]] = {}
     all_sets = [v.name for v in inventory.vantage_sets if isinstance(v, AtlasVantageSet)]
     for app in inventory.applications:
-        for set_name in app.vantage_sets or all_sets:
+        for set_name in all_sets if app.vantage_sets is None else app.vantage_sets:
             if not isinstance(inventory.vantage_set(set_name), AtlasVantageSet):
                 continue
             for host in app.hostnames:

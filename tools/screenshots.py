@@ -30,7 +30,8 @@ from tools.browser import browser  # noqa: E402
 
 GW = str(Path(sys.executable).parent / "grenswacht")
 RESULTS = ["tests/fixtures/atlas/traceroute", "tests/fixtures/atlas/dns",
-           "tests/fixtures/atlas/ping", "tests/fixtures/atlas/bulk_samples"]
+           "tests/fixtures/atlas/ping", "tests/fixtures/atlas/bulk_samples",
+           "tests/fixtures/verdicts"]  # what `make run` ingests
 DEADLINE_S = 600
 
 
@@ -73,7 +74,8 @@ def start(data: Path, inventory: Path) -> tuple[subprocess.Popen[bytes], str, st
     return run, url, token
 
 
-def shoot(url: str, token: str, out: Path, max_height: int, application: str) -> list[Path]:
+def shoot(url: str, token: str, out: Path, max_height: int, application: str,
+          map_application: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     app = quote(application, safe="")
     shots = [("overview", "/?lang=nl"), ("application", f"/applications/{app}"),
@@ -81,7 +83,8 @@ def shoot(url: str, token: str, out: Path, max_height: int, application: str) ->
              ("vantage-points", "/vantage-points"), ("login", "/login?next=/alerts"),
              ("overview-en", "/?lang=en")]
     if not shapes_missing():
-        shots.insert(5, ("map", f"/map?application={app}&bounds=1&lang=nl"))
+        shots.insert(5, ("map", f"/map?application={quote(map_application, safe='')}"
+                                "&bounds=1&lang=nl"))
     written = []
     with browser() as chromium:
         page = chromium.new_page(viewport={"width": 1280, "height": 900})
@@ -122,16 +125,17 @@ def report_page(out: Path, data: Path, inventory: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--inventory", type=Path,
-                        default=ROOT / "tests/fixtures/web/apps.toml")
-    parser.add_argument("--application", default="Nieuwsportaal (CloudFront)")
+    parser.add_argument("--inventory", type=Path, default=ROOT / "examples/apps.toml")
+    parser.add_argument("--application", default="Wikipedia")
+    parser.add_argument("--map-application", default="Nieuwsportaal (CloudFront)")
     parser.add_argument("--max-height", type=int, default=1800)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gw-shots-") as work:
         data = Path(work) / "data"
         run, url, token = start(data, args.inventory.resolve())
         try:
-            written = shoot(url, token, args.out, args.max_height, args.application)
+            written = shoot(url, token, args.out, args.max_height, args.application,
+                            args.map_application)
             written.append(report_page(args.out, data, args.inventory.resolve()))
         finally:
             run.terminate()

@@ -14,8 +14,12 @@ from tests.scheduler.conftest import EXAMPLES
 def test_example_toml_and_csv_describe_the_same_applications() -> None:
     toml = load_inventory(EXAMPLES / "apps.toml")
     sheet = load_inventory(EXAMPLES / "apps.csv")
-    assert [a.name for a in toml.applications] == [a.name for a in sheet.applications]
-    for a, b in zip(toml.applications, sheet.applications, strict=True):
+    # the TOML also lists what the bundled results measure, with nothing to plan for them
+    # (vantage_sets = []); the CSV is the municipal inventory alone
+    measured = [a for a in toml.applications if a.vantage_sets != []]
+    assert len(measured) < len(toml.applications)
+    assert [a.name for a in measured] == [a.name for a in sheet.applications]
+    for a, b in zip(measured, sheet.applications, strict=True):
         assert (a.hostnames, a.municipalities, a.criticality, a.tags) == (
             b.hostnames,
             b.municipalities,
