@@ -84,7 +84,7 @@ def test_language_switch_is_remembered(site: Site) -> None:
 def test_application_page_shows_both_axes_dns_picture_hops(site: Site) -> None:
     html = _text(_get(site, "/applications/Wikipedia?lang=en"))
     assert "Physically: where the application is" in html
-    assert "end at an address in Netherlands" in html  # the Dutch probes' home paths
+    assert "paths from home vantage points end at an address in Netherlands" in html
     assert "provably not in the US" in html  # RTT physics from Dutch probes
     svg = re.search(r'<div class="picture-scroll"[^>]*>\s*(<svg\b[^>]*>)', html)
     assert svg is not None and 'role="img"' in svg.group(1)
