@@ -198,11 +198,11 @@ def test_cli_lists_shows_and_acknowledges(storage: Storage, bus_url: str, publis
 
 
 def test_ack_needs_an_exact_id_or_a_unique_prefix_of_8(
-        storage: Storage, bus_url: str, webhook_receiver: Receiver, component_factory: Any,
+        storage: Storage, publish: Any, webhook_receiver: Receiver, component_factory: Any,
         chdb_dsn: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from consumers.alerts.store import AlertIdError, AlertStore
 
-    publish(bus_url, replay.detour_sequence()[:60])
+    publish(replay.detour_sequence()[:60])
     drain(component_factory(settings_for(webhook_receiver)))
     store = AlertStore(storage)
     (alert,) = store.firing()
