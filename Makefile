@@ -33,7 +33,7 @@ system-deps:
 # run the embedded process (bus, ingest, endpoint; scheduler/probe when configured).
 run: setup
 	$(BIN)/grenswacht --config examples/grenswacht.toml ingest tests/fixtures/atlas/traceroute tests/fixtures/atlas/dns \
-	  tests/fixtures/atlas/ping tests/fixtures/atlas/bulk_samples tests/fixtures/verdicts
+	  tests/fixtures/atlas/ping tests/fixtures/atlas/bulk_samples
 	$(BIN)/grenswacht --config examples/grenswacht.toml run
 
 # The whole flow offline against a loopback RIPE Atlas serving recorded real results.

@@ -71,9 +71,11 @@ class Application(_Strict):
     criticality: Criticality = Criticality.normal
     tags: list[str] = Field(default_factory=list)
     vantage_sets: list[str] | None = Field(
-        None, description="Vantage sets that measure this application (default: all; [] = "
-        "none: results of it come from elsewhere, e.g. files)."
+        None, description="Vantage sets that measure this application (default: all)."
     )
+    measure: bool = Field(
+        True, description="False: the scheduler plans no measurement and no probe task for it; "
+        "its verdicts come from results ingested otherwise (e.g. the bundled example results).")
 
 
 class AtlasVantageSet(_Strict):

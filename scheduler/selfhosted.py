@@ -116,8 +116,8 @@ def wanted_task_series(inventory: Inventory) -> list[TaskSeries]:
     sh = m.self_hosted
     all_sets = [v.name for v in inventory.vantage_sets]
     users: dict[tuple[str, str, str], list[tuple[str, Criticality]]] = {}
-    for app in inventory.applications:
-        for set_name in all_sets if app.vantage_sets is None else app.vantage_sets:
+    for app in (a for a in inventory.applications if a.measure):
+        for set_name in app.vantage_sets or all_sets:
             vset = inventory.vantage_set(set_name)
             if not isinstance(vset, SelfHostedVantageSet):
                 continue

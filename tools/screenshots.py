@@ -30,8 +30,7 @@ from tools.browser import browser  # noqa: E402
 
 GW = str(Path(sys.executable).parent / "grenswacht")
 RESULTS = ["tests/fixtures/atlas/traceroute", "tests/fixtures/atlas/dns",
-           "tests/fixtures/atlas/ping", "tests/fixtures/atlas/bulk_samples",
-           "tests/fixtures/verdicts"]  # what `make run` ingests
+           "tests/fixtures/atlas/ping", "tests/fixtures/atlas/bulk_samples"]  # as `make run`
 DEADLINE_S = 600
 
 
@@ -126,8 +125,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--inventory", type=Path, default=ROOT / "examples/apps.toml")
-    parser.add_argument("--application", default="Wikipedia")
-    parser.add_argument("--map-application", default="Nieuwsportaal (CloudFront)")
+    parser.add_argument("--application", default="Wikipedia (esams, Amsterdam)")
+    parser.add_argument("--map-application", default="Amazon CloudFront (CDN)")
     parser.add_argument("--max-height", type=int, default=1800)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gw-shots-") as work:
