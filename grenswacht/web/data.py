@@ -250,8 +250,14 @@ SELECT hostname, countIf(kind = 'dns') AS dns, countIf(kind = 'traceroute') AS t
 FROM (SELECT lower(trimRight(query_name, '.')) AS hostname, 'dns' AS kind FROM dns_answers
       WHERE lower(trimRight(query_name, '.')) IN {names:Array(String)}
       UNION ALL
+      SELECT resolver_address, 'dns' FROM dns_answers
+      WHERE resolver_address IN {names:Array(String)}
+      UNION ALL
       SELECT lower(trimRight(destination_name, '.')), 'traceroute' FROM traceroute_hops
-      WHERE hop = 1 AND lower(trimRight(destination_name, '.')) IN {names:Array(String)})
+      WHERE hop = 1 AND lower(trimRight(destination_name, '.')) IN {names:Array(String)}
+      UNION ALL
+      SELECT destination_address, 'traceroute' FROM traceroute_hops
+      WHERE hop = 1 AND destination_address IN {names:Array(String)})
 GROUP BY hostname
 """
 _PATHED_SQL = """

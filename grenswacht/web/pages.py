@@ -55,8 +55,8 @@ def _overview(store: Store, municipality: str, criticality: str, verdict: str
     shares = data.shares_by_municipality(states)
     if municipality:
         shares = {m: v for m, v in shares.items() if m == municipality}
-    counts = {m: sum(1 for s in states if m in s.municipalities and s.measured)
-              for m in shares}
+    counts = {m: sum(1 for s in states if s.measured and (
+        m in s.municipalities or (not m and not s.municipalities))) for m in shares}
     return {
         "states": shown, "at_risk": [s for s in shown if s.verdict in AT_RISK],
         "others": [s for s in shown if s.verdict not in AT_RISK],
