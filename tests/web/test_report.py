@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grenswacht.cli import app
+from grenswacht.client import local_endpoint
 from grenswacht.web.labels import PICTURED
 from tests.web.conftest import APPLICATIONS, Site
 
@@ -82,3 +83,19 @@ def test_pdf_report_names_every_application(site: Site, tmp_path: Path) -> None:
     pages = subprocess.run(["pdfinfo", str(out)], check=True, capture_output=True, text=True,
                            timeout=60).stdout
     assert int(re.search(r"Pages:\s+(\d+)", pages).group(1)) >= 2  # type: ignore[union-attr]
+
+
+def test_same_report_with_run_up_and_without(site: Site, tmp_path: Path) -> None:
+    """With the endpoint of ``run`` up for the data directory, the CLI reads through it
+    (RemoteStore: every query as untrusted read-only SQL) and writes the same report."""
+    assert local_endpoint(site.app.settings) is not None  # the CLI will find the run
+    local, remote = tmp_path / "local.html", tmp_path / "remote.html"
+    _invoke(site, tmp_path, "--out", str(local), "--lang", "en")
+    result = CliRunner().invoke(app, ["report", "--out", str(remote), "--lang", "en"],
+                                env={"GRENSWACHT_DATA_DIR": str(site.app.settings.data_dir)})
+    assert result.exit_code == 0, result.output
+
+    def without_the_time(path: Path) -> str:
+        return re.sub(r"Generated [^·]+·", "", path.read_text(encoding="utf-8"))
+
+    assert without_the_time(remote) == without_the_time(local)
