@@ -25,6 +25,7 @@ from grenswacht.web import data
 from grenswacht.web.labels import AT_RISK, CRITICALITY_LABELS
 from grenswacht.web.pictures import Pictures, for_page
 from grenswacht.web.templating import render_page
+from schemas.errors import RenderError
 from schemas.findings import FINDING_KINDS
 from schemas.store import Store
 
@@ -99,14 +100,18 @@ def _application(store: Store, name: str, language: str) -> dict[str, Any] | Non
         return None
     path_rows = data.paths(store, state)
     addresses = sorted(set(data.destinations(path_rows)) | set(state.addresses))
-    picture = PICTURES.picture(store, state, "svg", language, id_prefix="app")
+    try:
+        picture = PICTURES.picture(store, state, "svg", language, id_prefix="app")
+        picture_error = ""
+    except RenderError as exc:  # e.g. Graphviz missing: the rest of the page still shows
+        picture, picture_error = None, str(exc)
     return {
         "state": state, "paths": path_rows[:50], "path_total": len(path_rows),
         "axes": _axes(data.home(path_rows, state)), "dns": data.dns_answers(store, state),
         "hops": data.hops(store, addresses),
         "findings": data.findings(store, application=name, addresses=addresses, limit=50),
         "alerts": data.alerts(store, application=name, limit=50),
-        "picture": for_page(str(picture)) if picture else "",
+        "picture": for_page(str(picture)) if picture else "", "picture_error": picture_error,
     }
 
 

@@ -5,9 +5,11 @@ form's protections, the raw results, the pictures, and what a page may not be tr
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import orjson
+import pytest
 
 from grenswacht.server.security import CSRF_COOKIE, SESSION_COOKIE
 from tests.server.conftest import Reply, Running
@@ -171,3 +173,17 @@ def test_every_page_answers_and_names_no_external_source(site: Site) -> None:
         html = _text(reply)
         assert not re.search(r'(src|href)="(https?:)?//', html), path
         assert "default-src 'self'" in reply.headers["content-security-policy"]
+
+
+def test_without_graphviz_the_page_still_shows(site: Site, monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    from grenswacht.web import pages
+    from grenswacht.web.pictures import Pictures
+
+    monkeypatch.setattr(pages, "PICTURES", Pictures())  # nothing cached
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` on it
+    reply = _get(site, "/applications/" + quote("Nieuwsportaal (CloudFront)") + "?lang=en")
+    assert reply.status == 200
+    html = _text(reply)
+    assert "The picture could not be drawn:" in html and "Graphviz" in html
+    assert 'id="hops-heading"' in html  # the rest of the page is there
