@@ -319,8 +319,9 @@ def run(
                 app.ingest(chunk)
         console.print(f"queued {len(files)} file(s) for ingest")
     _print_current(app)
-    console.print(f"endpoint: {app.url}  (status: {app.url}/status; `grenswacht apps`, "
-                  "`grenswacht sql` and the other commands talk to it)", highlight=False)
+    console.print(f"web UI: {app.url}/  (open it in a browser; status: {app.url}/status; "
+                  "`grenswacht apps`, `grenswacht sql` and the other commands talk to it)",
+                  highlight=False)
     console.print("press Ctrl-C to stop")
     stop.wait()
     console.print("stopping…")
