@@ -23,6 +23,7 @@ window again replaces its rows (ReplacingMergeTree on ``computed_at`` / ``detect
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 
 from consumers.addresses import AddressMap
 from consumers.applications import ApplicationVerdict, classify_application
+from consumers.confirm import ConfirmationTracker, HopObservation
 from consumers.enrich.cname import Resolution, SuffixTable, default_suffixes, resolutions
 from consumers.enrich.hops import Enricher
 from consumers.enrich.vantage import Vantage, VantageRegistry
@@ -230,7 +232,25 @@ class WindowSummary:
 WindowStep = Callable[[WindowAnalysis, Bus | None], dict[str, Any]]
 """``(analysis, bus) -> summary``, run after the window's verdicts were stored and
 published; a step must not derive verdicts again (it reads ``analysis.results``)."""
-WINDOW_STEPS: dict[str, WindowStep] = {}
+_TRACKERS: weakref.WeakKeyDictionary[Bus, ConfirmationTracker] = weakref.WeakKeyDictionary()
+
+
+def confirmation_step(analysis: WindowAnalysis, bus: Bus | None) -> dict[str, Any]:
+    """Hops of home paths whose US claim rests on a geo database alone (physics allows it,
+    nothing proves it) -> confirmation requests on the bus (:mod:`consumers.confirm`; the
+    scheduler pings them within its daily credit budget, and the pings bound the hop in
+    later windows). One tracker per bus keeps the cool-down across windows."""
+    if bus is None:  # ``grenswacht ingest`` without a running process: nobody schedules
+        return {"requests": 0}
+    tracker = _TRACKERS.get(bus)
+    if tracker is None:
+        tracker = _TRACKERS[bus] = ConfirmationTracker(bus)
+    hops = [HopObservation(hop) for result in analysis.results if result.home_set
+            for hop in result.hops]
+    return {"requests": len(tracker.offer(hops, anycast=analysis.anycast))}
+
+
+WINDOW_STEPS: dict[str, WindowStep] = {"confirm": confirmation_step}
 
 
 def analyse_window(storage: Any, bus: Bus | None, start: dt.datetime, end: dt.datetime,
