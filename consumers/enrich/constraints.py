@@ -41,6 +41,7 @@ from consumers.enrich.physics import (
 from consumers.enrich.vantage import Vantage
 
 MAX_OBSERVATIONS = 24  # smallest discs kept per address
+EVIDENCE_OBSERVATIONS = 5  # of which the evidence JSON shows
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,14 @@ class AddressRegion:
             else "low"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"observations": [o.as_dict() for o in self.observations],
+        """Evidence: the smallest discs (at most :data:`EVIDENCE_OBSERVATIONS`), and the one
+        that proves the address is not in the US when it is not among them."""
+        shown = list(self.observations[:EVIDENCE_OBSERVATIONS])
+        refuter = self.us_refuter()
+        if refuter is not None and refuter not in shown:
+            shown.append(refuter)
+        return {"observations": [o.as_dict() for o in shown],
+                "observation_count": len(self.observations),
                 "single_place": self.single_place, "note": self.note}
 
 

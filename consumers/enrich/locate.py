@@ -45,6 +45,7 @@ from consumers.enrich.sphere import (
     Array,
     unit_vector,
     unit_vectors,
+    upper_km,
 )
 
 LOCATE_MAX_KM = 3000.0
@@ -219,6 +220,8 @@ def locate(discs: Sequence[Disc]) -> Location | None:
     None when the smallest disc is larger than :data:`LOCATE_MAX_KM`."""
     if not discs:
         return None
+    # radii on the sphere that hold every point within the discs on the ellipsoid
+    discs = [Disc(d.latitude, d.longitude, upper_km(d.radius_km)) for d in discs]
     smallest = min(discs, key=lambda d: d.radius_km)
     if smallest.radius_km > LOCATE_MAX_KM:
         return None
@@ -235,7 +238,7 @@ def locate(discs: Sequence[Disc]) -> Location | None:
             min(limit, math.pi))
     reach = (smallest.radius_km + 2 * half_diagonal + DATA_MARGIN_KM) / EARTH_RADIUS_KM
     stretch = reach / math.sin(reach)
-    tolerance = stretch * (half_diagonal + DATA_MARGIN_KM) + 1.0
+    tolerance = stretch * upper_km(half_diagonal + DATA_MARGIN_KM) + 1.0
     kept = int(keep.sum())
     if not kept:
         return Location(frozenset(), spacing, 0, tolerance)

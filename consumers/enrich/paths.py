@@ -186,7 +186,8 @@ def verdicts_for_path(path: TracedPath, enricher: Enricher, registry: VantageReg
 
 
 def _classify(path: TracedPath, vantage: Vantage | None, hops: list[HopVerdict],
-              enricher: Enricher, regions: Regions, anycast: bool) -> PathResult:
+              enricher: Enricher, regions: Regions, anycast: bool,
+              refuted: Mapping[str, Refutation]) -> PathResult:
     on_the_way = [h for h in hops if not h.record.is_destination]
     replied = [h for h in hops if h.record.is_destination]
     if replied:
@@ -196,6 +197,8 @@ def _classify(path: TracedPath, vantage: Vantage | None, hops: list[HopVerdict],
         destination = enricher.hop_verdict(
             HopRecord(path.destination_address, None, vantage, 0, True),
             regions.region(path.destination_address, vantage))
+        destination = _refuted(enricher, destination, regions,
+                               refuted.get(path.destination_address))
     return PathResult(path, vantage, hops, classify_path(on_the_way, destination,
                                                          anycast=anycast), regions)
 
@@ -234,7 +237,7 @@ def verdicts_for_paths(paths: Sequence[TracedPath], enricher: Enricher,
                                                                 hop.record.address))
                              or everywhere.get(hop.record.address)) for hop in hops]
         results.append(_classify(path, vantage, hops, enricher, regions,
-                                 path.destination_address in anycast_addresses))
+                                 path.destination_address in anycast_addresses, everywhere))
     return results
 
 

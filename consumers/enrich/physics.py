@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from consumers.enrich.countries import country_outline, us_outline
-from consumers.enrich.sphere import EARTH_RADIUS_KM, great_circle_km
+from consumers.enrich.sphere import EARTH_RADIUS_KM, great_circle_km, lower_km
 from consumers.enrich.vantage import Vantage
 
 __all__ = [
@@ -69,7 +69,7 @@ def vantage_us_distance_km(vantage: Vantage) -> float:
 def region_distance_km(a: Vantage, b: Vantage) -> float:
     """Lower bound on the distance between two vantage points' possible positions (their
     covering discs: centre distance minus both uncertainties)."""
-    distance = great_circle_km(a.latitude, a.longitude, b.latitude, b.longitude)
+    distance = lower_km(great_circle_km(a.latitude, a.longitude, b.latitude, b.longitude))
     return max(distance - a.uncertainty_km - b.uncertainty_km, 0.0)
 
 

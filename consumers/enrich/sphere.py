@@ -13,8 +13,10 @@ is for the data: Natural Earth 1:10m is drawn for a 1:10,000,000 map, where 2 mm
 are 20 km; coastlines and borders are generalised well within that (the US extremes in
 ``tests/enrich/test_countries.py`` lie within a few km of the shapes), and 1 km more covers
 edges drawn straight in lon/lat instead of along great circles (at most ~0.05 km for the
-10 km sub-edges). Spherical Earth of mean radius; the ellipsoid differs by < 0.5 %, far
-inside the 200 km/ms speed assumption's own slack (light in fibre is ~204 km/ms).
+10 km sub-edges). Distances are computed on a sphere of mean radius; geodesics on the WGS84
+ellipsoid differ from them by less than 0.5 % either way, so every spherical distance is
+multiplied by ``1 - SPHERE_SLACK`` (:func:`lower_km`) before it bounds anything, and a disc
+radius taken from an RTT is divided by it (:func:`upper_km`) where a sphere must hold it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ from shapely.geometry.base import BaseGeometry
 EARTH_RADIUS_KM = 6371.0088
 SAMPLE_TOLERANCE_KM = 10.0
 DATA_MARGIN_KM = 21.0  # Natural Earth 10m generalisation (20 km) + straight lon/lat edges
+SPHERE_SLACK = 0.005  # spherical vs ellipsoidal (WGS84) geodesic distance, relative
+
+
+def lower_km(sphere_km: float) -> float:
+    """A spherical distance made a lower bound of the distance on the ellipsoid."""
+    return sphere_km * (1.0 - SPHERE_SLACK)
+
+
+def upper_km(true_km: float) -> float:
+    """The spherical radius that holds every point within ``true_km`` on the ellipsoid."""
+    return true_km / (1.0 - SPHERE_SLACK)
 
 Array = npt.NDArray[np.float64]
 
@@ -153,7 +166,7 @@ class Outline:
             samples = self.parts[index].samples
             nearest = float((samples @ point).max())
             best = min(best, math.acos(min(1.0, max(-1.0, nearest))))
-        return max(best * EARTH_RADIUS_KM - self.slack_km, 0.0)
+        return max(lower_km(best * EARTH_RADIUS_KM) - self.slack_km, 0.0)
 
     def distance_to_km(self, other: Outline) -> float:
         """Lower bound on the distance between two shapes (0 when they meet)."""
@@ -167,7 +180,7 @@ class Outline:
             if lowers[i, j] >= best:
                 break
             best = min(best, _min_angle(self.parts[i].samples, other.parts[j].samples))
-        return max(best * EARTH_RADIUS_KM - self.slack_km - other.slack_km, 0.0)
+        return max(lower_km(best * EARTH_RADIUS_KM) - self.slack_km - other.slack_km, 0.0)
 
     def covering_cap(self) -> tuple[float, float, float]:
         """(latitude, longitude, radius_km) of a cap that holds the whole shape."""
@@ -175,7 +188,7 @@ class Outline:
         mean = samples.mean(axis=0)
         centre = mean / max(float(np.linalg.norm(mean)), 1e-12)
         radius = float(np.arccos(np.clip(samples @ centre, -1.0, 1.0)).max())
-        radius_km = radius * EARTH_RADIUS_KM + self.slack_km
+        radius_km = upper_km(radius * EARTH_RADIUS_KM) + self.slack_km
         if radius >= math.pi / 2:
             radius_km = math.pi * EARTH_RADIUS_KM
         latitude = math.degrees(math.asin(max(-1.0, min(1.0, float(centre[2])))))
