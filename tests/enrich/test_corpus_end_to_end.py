@@ -6,9 +6,9 @@ Two checks per US hop *k* of every path verdict:
 
 * **independently**, in the triangle form ``RTT(j) >= 2 d(VP, US) / 200 km/ms`` with
   ``d(VP, US)`` computed here by brute force over the Natural Earth US shape densified to
-  0.05 degrees (haversine to every point, minus 3 km for the spacing, minus the tolerance
-  and margin the pipeline subtracts), so never more than the pipeline's own bound: a
-  flagged reply is one the pipeline should have used;
+  0.05 degrees (haversine to every point, minus 3 km for the spacing, minus the 0.5 %
+  sphere/ellipsoid slack, the tolerance and the margin the pipeline subtracts), so never more
+  than the pipeline's own bound: a flagged reply is one the pipeline should have used;
 * in the **full form** (the later hop's region from every vantage point of the window), by
   the pipeline's own ``end_to_end_refutation`` on the final verdicts: nothing is left to
   refute.
@@ -31,7 +31,7 @@ import shapely
 from consumers.enrich.constraints import clean_hops, end_to_end_refutation, first_divergence
 from consumers.enrich.countries import us_territory
 from consumers.enrich.geo import is_public
-from consumers.enrich.sphere import DATA_MARGIN_KM, SAMPLE_TOLERANCE_KM
+from consumers.enrich.sphere import DATA_MARGIN_KM, SAMPLE_TOLERANCE_KM, SPHERE_SLACK
 from consumers.enrich.vantage import Vantage
 from consumers.verdicts import HOSTED_IN_US
 from tools.corpus_verdicts import (
@@ -64,7 +64,8 @@ def _independent_us_km(latitude: float, longitude: float, uncertainty: float) ->
     half = (np.sin((points[:, 0] - phi) / 2) ** 2
             + math.cos(phi) * np.cos(points[:, 0]) * np.sin((points[:, 1] - lam) / 2) ** 2)
     nearest = 2 * 6371.0088 * float(np.arcsin(np.sqrt(half.min())))
-    return max(nearest - 3.0 - SAMPLE_TOLERANCE_KM - DATA_MARGIN_KM - uncertainty, 0.0)
+    on_ellipsoid = (nearest - 3.0) * (1 - SPHERE_SLACK)
+    return max(on_ellipsoid - SAMPLE_TOLERANCE_KM - DATA_MARGIN_KM - uncertainty, 0.0)
 
 
 def _us_distance_km(vantage: Vantage) -> float:
@@ -102,7 +103,7 @@ def test_no_path_verdict_violates_the_end_to_end_constraint(shared_atlas: Path) 
                 us_claims += 1
                 if k not in clean:
                     continue
-                for j, address, slowest in later:
+                for j, _address, slowest in later:
                     if k < j < diverges and j in clean:
                         pairs += 1
                         assert slowest >= need_ms, (path.measurement_id, path.probe_id,
