@@ -242,7 +242,8 @@ def physical_verdict(
     nearest = region.observations[0] if region is not None and region.observations else None
     if (corrections and nearest is not None and nearest.vantage.country
             and nearest.radius_km <= NEAR_VANTAGE_KM
-            and (not candidates or nearest.vantage.country in candidates)):
+            and (not candidates or nearest.vantage.country in candidates)
+            and not (us_possible is False and bloc(nearest.vantage.country) == BLOC_US)):
         country = nearest.vantage.country
         return PhysicalVerdict(
             country, "low", us_possible, bound, tuple(claims), tuple(corrections),

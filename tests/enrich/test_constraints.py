@@ -204,3 +204,23 @@ def test_probe_positions_known_only_by_country(tmp_path: Path) -> None:
     nz = Vantage("x", -41.0, 173.0, 1574.0, "NZ", "geo lookup", "low", "NZ")
     # anywhere in New Zealand (the Kermadecs included): American Samoa is ~1,800 km away
     assert 1700 < vantage_us_distance_km(nz) < 1810
+
+
+def test_a_refuted_us_claim_is_never_put_back_in_the_us_by_the_vantage_points_country(
+    enricher_and_registry: tuple[Enricher, VantageRegistry],
+) -> None:
+    """A hop refuted end to end on another path of the window, seen here 1.9 ms from probe
+    11891 in New York: "near the vantage point" must not place it in the US again."""
+    from consumers.enrich.constraints import Refutation
+    from consumers.enrich.hops import physical_verdict
+
+    enricher, registry = enricher_and_registry
+    new_york = registry.resolve(11891)
+    assert new_york is not None and new_york.country == "US"
+    claims = enricher.claims("184.105.64.201")
+    assert [c.country for c in claims] == ["US"]
+    elsewhere = Refutation(3, "184.105.64.201", 4, "185.1.8.50", 1.2, 82.4, 8243.0, 0.0, 0.0,
+                           "atlas:51488", "traceroute 1/51488 at 0")
+    physical = physical_verdict(claims, 1.9, new_york, refuted_us=elsewhere)
+    assert not physical.is_us and physical.us_possible is False
+    assert physical.corrections and "end to end on traceroute 1/51488" in physical.corrections[0]
