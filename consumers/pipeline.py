@@ -42,6 +42,7 @@ from consumers.enrich.window import (
     hop_stage,
     paths_from_mda_rows,
     paths_from_rows,
+    ping_observations,
 )
 from consumers.graph import BEFORE_HOP_VERDICTS, DETECTORS, anycast_addresses, detect_all
 from consumers.graph.findings import publish_findings, store_findings
@@ -91,6 +92,9 @@ class WindowInput:
     mda_rows: Sequence[Mapping[str, Any]] = ()
     dns_rows: Sequence[Mapping[str, Any]] = ()
     resolutions: Sequence[Resolution] = ()
+    ping_rows: Sequence[Mapping[str, Any]] = ()
+    """``ping_results`` from :data:`PING_LOOKBACK` before the window to its end: they bound
+    the addresses they reached (confirmation pings among them)."""
 
 
 @dataclass(slots=True)
@@ -119,7 +123,8 @@ def analyse_rows(data: WindowInput, context: AnalysisContext) -> WindowAnalysis:
     late = [d for d in DETECTORS if d not in BEFORE_HOP_VERDICTS]
     findings = detect_all(window, early)
     anycast = anycast_addresses(findings)
-    stages = hop_stage(paths, context.enricher, resolver, anycast)
+    stages = hop_stage(paths, context.enricher, resolver, anycast,
+                       ping_observations(data.ping_rows, resolver))
     evidence, vantages = evidence_from_stages((s.path, s.vantage, s.hops) for s in stages)
     window.evidence = evidence
     for key, vantage in vantages.items():
@@ -130,6 +135,18 @@ def analyse_rows(data: WindowInput, context: AnalysisContext) -> WindowAnalysis:
         result.home_set = home_set(result.vantage, result.path.vantage_point, context.verdicts)
         result.applications = addresses.applications_of(result.path)
     return WindowAnalysis(data.start, data.end, results, findings, vantages, addresses, anycast)
+
+
+PING_LOOKBACK = dt.timedelta(days=1)
+"""Pings this long before a window bound the addresses of its paths (a confirmation ping
+answers after the window that asked for it)."""
+PINGS_SQL = """
+SELECT measurement_id, probe_id, timestamp, vantage_point, source_address,
+       destination_address, rtt_min_ms
+FROM ping_results FINAL
+WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+  AND rtt_min_ms IS NOT NULL
+"""
 
 
 def read_input(storage: Any, start: dt.datetime, end: dt.datetime,
@@ -147,7 +164,8 @@ def read_input(storage: Any, start: dt.datetime, end: dt.datetime,
         rows = storage.query(DNS_SQL, {"start": since, "end": end,
                                        "hostnames": hostnames}).as_dicts()
         found = resolutions(rows, hostnames)
-    return WindowInput(start, end, hop_rows, mda_rows, dns_rows, found)
+    pings = storage.query(PINGS_SQL, {"start": start - PING_LOOKBACK, "end": end}).as_dicts()
+    return WindowInput(start, end, hop_rows, mda_rows, dns_rows, found, pings)
 
 
 def split_input(data: WindowInput, window_s: int, period_s: float) -> dict[int, WindowInput]:
@@ -168,9 +186,12 @@ def split_input(data: WindowInput, window_s: int, period_s: float) -> dict[int, 
             continue
         found = [r for r in data.resolutions if window - period_s <= r.timestamp < window
                  + window_s]
+        lookback = PING_LOOKBACK.total_seconds()
+        pings = [r for r in data.ping_rows
+                 if window - lookback <= epoch_seconds(r["timestamp"]) < window + window_s]
         out[window] = WindowInput(start, start + dt.timedelta(seconds=window_s),
                                   hops.get(window, []), mdas.get(window, []),
-                                  dns.get(window, []), found)
+                                  dns.get(window, []), found, pings)
     return out
 
 

