@@ -7,16 +7,25 @@ write. Nothing lost, nothing doubled:
   in every process: a later batch that merely sits at the same offsets is a different
   batch. A replayed batch (crash, retry, rebalance) has the same token and is ignored;
   ReplacingMergeTree natural keys catch replays that were cut differently (read FINAL).
-* **Order.** Child rows (traceroute_hops, dns_answers, ping_results, mda_links) first, then
-  the dead letters, then ``raw_results``: a result's raw row is written only after its rows
-  were acknowledged, so it marks the result complete. Offsets are committed after that.
+* **ClickHouse explodes the regular traceroutes.** A traceroute that
+  :func:`schemas.explode.explode_into` accepts goes to ClickHouse as one JSON line
+  (``traceroute_input``, whose materialized view writes its ``traceroute_hops`` rows); every
+  other result is normalised here (:func:`schemas.normalize.normalize_into`). The rows are
+  the same either way (``tests/schemas/test_explode.py``).
+* **Order.** Child rows (traceroute_hops, dns_answers, ping_results, mda_links, then the
+  exploded lines) first, then the dead letters, then ``raw_results`` — a separate insert,
+  because ClickHouse gives no order among the views of one insert: a result's raw row is
+  written only after its rows were acknowledged, so it marks the result complete. Offsets
+  are committed after that.
 * **Isolation.** The normaliser refuses values that do not fit their columns
   (:mod:`schemas.column_limits`), so inserts should not fail on data; if one still does
   for a reason that is not backpressure, the insert is split in halves until the failing
   result(s) are found (a bisection: a few inserts per bad result). Those become dead
   letters (reason ``insert_rejected``, with ClickHouse's error), the rest is stored, the
-  batch is committed. Should every result of a table fail alone for an unknown reason, the
-  store is in trouble, not the data: that is raised as backpressure.
+  batch is committed. An exploded line that ClickHouse refuses (its JSON parser refuses
+  duplicate keys, which orjson resolves to the last) is normalised here instead, and only
+  dead-lettered if those rows fail too. Should every result of a table fail alone for an
+  unknown reason, the store is in trouble, not the data: that is raised as backpressure.
 * **Backpressure** (:class:`~schemas.errors.StorageUnavailable`: storage down, disk full,
   out of memory, too many parts) is raised to the caller, which retries the whole flush
   with backoff (inserts that went through are deduplicated by their tokens).
@@ -38,7 +47,15 @@ from consumers.storage import Storage
 from schemas import topics
 from schemas.bus import Bus, Message, TopicPartition, next_offsets
 from schemas.errors import QueryError, ResultError, RowsRejected, StorageUnavailable
-from schemas.normalize import RESULT_TABLE, ROWS_VERSION, TABLE_COLUMNS, RowBatch, normalize_into
+from schemas.explode import INPUT_FORMAT, INPUT_SETTINGS, explode_into
+from schemas.normalize import (
+    EXPLODE_TABLES,
+    RESULT_TABLE,
+    ROWS_VERSION,
+    TABLE_COLUMNS,
+    RowBatch,
+    normalize_into,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +72,8 @@ TOPIC_DEAD_LETTER_PAYLOAD = 64 * 1024
 """Characters of the payload in a dead-letter *topic* record, so that the record, JSON
 escapes included, always fits a message (:data:`schemas.topics.MAX_MESSAGE_BYTES`)."""
 CHILD_TABLES = tuple(table for table in TABLE_COLUMNS if table != "raw_results")
+WRITE_ORDER = (*CHILD_TABLES, *EXPLODE_TABLES)
+"""The inserts before ``raw_results``: rows made here, then the lines ClickHouse explodes."""
 DEAD_LETTER_COLUMNS = (
     "source", "origin", "topic", "partition", "offset", "reason", "detail", "payload_size",
     "payload_sha256", "payload",
@@ -163,7 +182,8 @@ class ResultSink:
             self._dead(message, source, "invalid_json", str(exc)[:300])
             return
         try:
-            normalize_into(result, self.batch, source=source, payload=message.value)
+            if not explode_into(result, self.batch, source=source, payload=message.value):
+                normalize_into(result, self.batch, source=source, payload=message.value)
         except ResultError as exc:
             self._dead(message, source, exc.reason, exc.detail)
             return
@@ -210,6 +230,13 @@ class ResultSink:
         return [row for i in indices for row in rows[spans[i][1]:spans[i][2]]]
 
     def _insert(self, table: str, rows: Sequence[tuple[Any, ...]], token: str) -> None:
+        if table in EXPLODE_TABLES:
+            with FLUSH_SECONDS.labels(EXPLODE_TABLES[table]).time():
+                self.storage.insert_lines(table, [row[0] for row in rows], fmt=INPUT_FORMAT,
+                                          settings=INPUT_SETTINGS, dedup_token=token)
+            log.debug("inserted %d lines into %s, rows into %s (token %s)", len(rows), table,
+                      EXPLODE_TABLES[table], token)
+            return
         names = DEAD_LETTER_COLUMNS if table == "dead_letters" else TABLE_COLUMNS[table]
         columns = dict(zip(names, zip(*rows, strict=True), strict=True))
         with FLUSH_SECONDS.labels(table).time():
@@ -278,17 +305,24 @@ class ResultSink:
         batch = self.batch
         every = range(len(self.results))
         rejected: dict[int, str] = {}
-        for table in CHILD_TABLES:
+        normalised: dict[int, tuple[str, int]] = {}
+        refused_by_normaliser: dict[int, tuple[Any, ...]] = {}
+        for table in WRITE_ORDER:
             if batch.rows(table):
                 mine = [i for i in every if batch.spans[i][0] == table]
-                rejected.update(self._write(table, mine, whole=True))
-        stored = [i for i in every if i not in rejected]
-        dead = self.dead + self._rejected_rows(rejected)
+                refused = self._write(table, mine, whole=True)
+                if table in EXPLODE_TABLES and refused:
+                    refused = self._normalise_refused(refused, normalised,
+                                                      refused_by_normaliser)
+                rejected.update(refused)
+        stored = [i for i in every if i not in rejected and i not in refused_by_normaliser]
+        dead = self.dead + list(refused_by_normaliser.values()) + self._rejected_rows(rejected)
         if dead:
             self._write_dead(dead)
             self._publish_dead(dead)
         if stored:
-            refused = self._write("raw_results", stored, whole=not rejected)
+            whole = not rejected and not refused_by_normaliser
+            refused = self._write("raw_results", stored, whole=whole)
             if refused:  # not expected (every raw column is checked); kept all the same
                 extra = self._rejected_rows(refused)
                 self._write_dead(extra)
@@ -296,9 +330,58 @@ class ResultSink:
                 rejected.update(refused)
                 stored = [i for i in stored if i not in refused]
         offsets = next_offsets(self.messages)
-        self._count(stored, rejected, dead)
+        self._count(stored, normalised, dead)
         self.discard()
         return offsets
+
+    def _normalise_refused(
+        self, refused: dict[int, str], normalised: dict[int, tuple[str, int]],
+        refused_by_normaliser: dict[int, tuple[Any, ...]],
+    ) -> dict[int, str]:
+        """Results whose exploded line ClickHouse refused, normalised here and their rows
+        inserted (``normalised``: index -> (table, rows)); returns those whose rows fail
+        again (index -> why). A result the normaliser refuses goes to
+        ``refused_by_normaliser`` as a dead letter with the normaliser's reason."""
+        fallback = RowBatch()
+        mine: list[int] = []
+        for i in sorted(refused):
+            message, source = self.results[i]
+            try:
+                normalize_into(orjson.loads(message.value), fallback, source=source,
+                               payload=message.value)
+            except ResultError as exc:
+                refused_by_normaliser[i] = dead_letter_row(message, source, exc.reason,
+                                                           exc.detail)
+                continue
+            mine.append(i)
+        rows_of: dict[int, list[tuple[Any, ...]]] = {}
+        for position, i in enumerate(mine):
+            table, start, end = fallback.spans[position]
+            rows_of[i] = fallback.tables[table][start:end]
+            normalised[i] = (table, end - start)
+            self.batch.tables["raw_results"][i] = fallback.tables["raw_results"][position]
+        failed: dict[int, str] = {}
+        for table in CHILD_TABLES:
+            indices = [i for i in mine if normalised[i][0] == table]
+            if indices:
+                failed.update(self._write_rows(table, indices, rows_of))
+        return failed
+
+    def _write_rows(self, table: str, indices: list[int],
+                    rows_of: dict[int, list[tuple[Any, ...]]]) -> dict[int, str]:
+        """Insert the rows of ``indices`` (``rows_of``), bisecting refusals."""
+        try:
+            self._insert(table, [row for i in indices for row in rows_of[i]],
+                         self._token(indices))
+            return {}
+        except StorageUnavailable:
+            raise
+        except QueryError as exc:
+            if len(indices) == 1:
+                return {indices[0]: str(exc)}
+            middle = len(indices) // 2
+            return {**self._write_rows(table, indices[:middle], rows_of),
+                    **self._write_rows(table, indices[middle:], rows_of)}
 
     def _rejected_rows(self, rejected: dict[int, str]) -> list[tuple[Any, ...]]:
         rows = []
@@ -320,7 +403,7 @@ class ResultSink:
                              key=str(record["topic"]).encode())
         self.bus.flush()
 
-    def _count(self, stored: list[int], rejected: dict[int, str],
+    def _count(self, stored: list[int], normalised: dict[int, tuple[str, int]],
                dead: list[tuple[Any, ...]]) -> None:
         batch, stats = self.batch, self.stats
         raw = batch.tables["raw_results"]
@@ -330,11 +413,17 @@ class ResultSink:
             RESULTS_INGESTED.labels(source, kind).inc(count)
         stats.results += len(stored)
         stats.rows["raw_results"] += len(stored)
-        for table in CHILD_TABLES:
-            stats.rows[table] += batch.rows(table)
-        for i in rejected:
+        rows = stats.rows
+        for i in stored:
+            if i in normalised:
+                table, count = normalised[i]
+                rows[table] += count
+                continue
             table, start, end = batch.spans[i]
-            stats.rows[table] -= end - start
+            if table in EXPLODE_TABLES:
+                rows[EXPLODE_TABLES[table]] += batch.exploded_rows[start]
+            else:
+                rows[table] += end - start
         for name, count in batch.nulled.items():
             VALUES_NULLED.labels(name).inc(count)
             stats.nulled[name] = stats.nulled.get(name, 0) + count
@@ -347,7 +436,7 @@ class ResultSink:
 
 
 __all__ = [
-    "CHILD_TABLES", "DEAD_LETTER_COLUMNS", "HEADER_DEAD_LETTER", "HEADER_DETAIL",
+    "CHILD_TABLES", "DEAD_LETTER_COLUMNS", "WRITE_ORDER", "HEADER_DEAD_LETTER", "HEADER_DETAIL",
     "HEADER_PAYLOAD_SHA256", "HEADER_PAYLOAD_SIZE", "MAX_DEAD_LETTER_PAYLOAD", "RESULT_TABLE",
     "IngestStats", "ResultSink", "content_token", "dead_letter_row",
 ]

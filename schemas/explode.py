@@ -1,0 +1,228 @@
+"""Traceroutes that ClickHouse explodes into ``traceroute_hops`` itself (issue 17).
+
+The normaliser (:mod:`schemas.normalize`) builds one Python tuple per reply: ~37 rows of 29
+columns per traceroute, which the client then serialises column by column. For the common,
+regular result this module instead *checks* the result against the same limits (every value
+against its column, :mod:`schemas.column_limits` through the normaliser's bound limits) and
+hands ClickHouse one JSON line: the payload as received, with the envelope the normaliser
+derives (source, ids, timestamp, address family, protocol, …) put in front as
+``"envelope": [...]``. The materialized view ``traceroute_explode``
+(``schemas/clickhouse/050_traceroute_explode.sql``) turns each line into the very rows
+:func:`schemas.normalize.normalize_into` makes of it — ``tests/schemas/test_explode.py``
+compares them row for row over the whole corpus, every firmware generation included.
+
+A result is *regular* when every value the view reads has the type and range the view
+expects and nothing would be nulled or refused: then the two derivations cannot differ.
+Anything else — an odd type (``"fw": "4570"``, a float TTL, a numeric ICMP error), a value
+the normaliser nulls (with a note) or refuses (a dead letter), an ``icmpext`` whose text is
+not what the normaliser writes — returns False here, and the caller normalises the result in
+Python as before; so the policy of :mod:`schemas.normalize` (tolerant, dead letters with a
+reason) stays the one policy. Should ClickHouse still refuse a line (a duplicate key: the
+JSON parser refuses those, orjson keeps the last), the sink isolates it and normalises it in
+Python (:mod:`consumers.sink`).
+
+This is the second module that knows Atlas keys (the view's SQL is the third); both mirror
+``normalize._traceroute`` and change with it (``ROWS_VERSION``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from schemas.errors import MalformedResult
+from schemas.normalize import (
+    MAX_ADDRESS_LEN,
+    MAX_HOP,
+    MAX_INNER_TTL,
+    MAX_LATE,
+    MAX_MTU,
+    MAX_NAME_LEN,
+    MAX_PARIS_ID,
+    MAX_REPLY_INDEX,
+    MAX_REPLY_SIZE,
+    MAX_RTT_MS,
+    MAX_TTL,
+    MPLS_LABEL,
+    RowBatch,
+    _af,
+    _envelope,
+    _opt_int,
+    _protocol,
+    _str,
+)
+
+INPUT_TABLE = "traceroute_input"
+"""The Null-engine table the lines go into (its view writes ``traceroute_hops``)."""
+INPUT_FORMAT = "JSONEachRow"
+INPUT_SETTINGS = {
+    "input_format_skip_unknown_fields": 1,
+    "input_format_json_read_objects_as_strings": 1,
+    "input_format_json_ignore_unknown_keys_in_named_tuple": 1,
+    "input_format_json_defaults_for_missing_elements_in_named_tuple": 1,
+    "input_format_null_as_default": 1,
+    "input_format_json_read_numbers_as_strings": 0,
+    "input_format_json_read_bools_as_numbers": 0,
+    "input_format_json_read_bools_as_strings": 0,
+    "input_format_json_read_arrays_as_strings": 0,
+    "precise_float_parsing": 1,
+}
+"""Settings of the insert: pinned, so a server's different defaults cannot change the rows
+(numbers and booleans are never read as strings, floats are parsed exactly as orjson does)."""
+
+_PREFIX = b'{"envelope":'
+_DETAIL_KEYS = frozenset(("from", "rtt", "size", "ttl"))
+
+
+class _Irregular(Exception):  # noqa: N818 - control flow inside this module only
+    """The result is valid or not, but not for the fast path: normalise it in Python."""
+
+
+def _uint(value: Any, high: int) -> None:
+    if value is not None and (type(value) is not int or not 0 <= value <= high):
+        raise _Irregular
+
+
+def _text(value: Any, limit: int = MAX_ADDRESS_LEN) -> None:
+    if value is not None and (type(value) is not str or len(value) > limit):
+        raise _Irregular
+
+
+def _icmpext(icmpext: Any) -> bytes:
+    """The text the normaliser stores of ``icmpext`` (the view reads the payload's own text,
+    which the caller checks to be this); irregular unless its MPLS labels are plain."""
+    if type(icmpext) is not dict:
+        raise _Irregular
+    objects = icmpext.get("obj")
+    if objects is not None:
+        if type(objects) is not list:
+            raise _Irregular
+        for obj in objects:
+            if type(obj) is not dict:
+                raise _Irregular
+            entries = obj.get("mpls")
+            if entries is None:
+                continue
+            if type(entries) is not list:
+                raise _Irregular
+            for entry in entries:
+                if type(entry) is not dict:
+                    raise _Irregular
+                if "label" in entry:
+                    label = entry["label"]
+                    if type(label) is not int or not MPLS_LABEL.fits([label]):
+                        raise _Irregular
+    return orjson.dumps(icmpext)
+
+
+def _replies(hop: int, replies: list[Any], texts: Counter[bytes]) -> int:
+    if len(replies) > MAX_REPLY_INDEX + 1:
+        raise _Irregular
+    for reply in replies:
+        if type(reply) is not dict:
+            raise _Irregular
+        address = reply.get("from")
+        rtt = reply.get("rtt")
+        size = reply.get("size")
+        ttl = reply.get("ttl")
+        if address is not None and (type(address) is not str or len(address) > MAX_ADDRESS_LEN):
+            raise _Irregular
+        if rtt is not None and (type(rtt) is not float or not 0.0 <= rtt <= MAX_RTT_MS) and (
+            type(rtt) is not int or not 0 <= rtt <= MAX_RTT_MS
+        ):
+            raise _Irregular
+        if size is not None and (type(size) is not int or not 0 <= size <= MAX_REPLY_SIZE):
+            raise _Irregular
+        if ttl is not None and (type(ttl) is not int or not 0 <= ttl <= MAX_TTL):
+            raise _Irregular
+        if address is None and reply.get("x") == "*" and len(reply) != 1:
+            raise _Irregular  # the normaliser ignores everything else of a "*" reply
+        if len(reply) > 4 or not _DETAIL_KEYS.issuperset(reply):
+            _uint(reply.get("ittl"), MAX_INNER_TTL)
+            _uint(reply.get("late"), MAX_LATE)
+            _uint(reply.get("mtu"), MAX_MTU)
+            dup = reply.get("dup")
+            if dup is not None and type(dup) is not bool:
+                raise _Irregular
+            _text(reply.get("edst"))
+            err = reply.get("err")
+            if err is not None and type(err) is not str:
+                raise _Irregular
+            icmpext = reply.get("icmpext")
+            if icmpext is not None:
+                texts[_icmpext(icmpext)] += 1
+    return len(replies) or 1
+
+
+def _hops(hops: Any, texts: Counter[bytes]) -> int:
+    if type(hops) is not list:
+        raise _Irregular
+    seen: set[int] = set()
+    rows = 0
+    for raw_hop in hops:
+        if type(raw_hop) is not dict:
+            raise _Irregular
+        hop = raw_hop.get("hop")
+        error = raw_hop.get("error")
+        _text(error, MAX_NAME_LEN)
+        if hop is None and error is not None:
+            hop = 0
+        elif type(hop) is not int or not 1 <= hop <= MAX_HOP:
+            raise _Irregular
+        if hop in seen:
+            raise _Irregular
+        seen.add(hop)
+        replies = raw_hop.get("result")
+        if replies is None:
+            rows += 1
+        elif type(replies) is list:
+            rows += _replies(hop, replies, texts)
+        else:
+            raise _Irregular
+    return rows
+
+
+def explode_into(result: Any, batch: RowBatch, *, source: str, payload: bytes) -> bool:
+    """Append ``result`` to ``batch`` as a line for ClickHouse to explode (and its
+    ``raw_results`` row); return False, appending nothing, when it must be normalised in
+    Python (:func:`schemas.normalize.normalize_into`) instead."""
+    if (type(result) is not dict or result.get("type") != "traceroute"
+            or payload[:1] != b"{" or b"\n" in payload or b"\r" in payload):
+        return False
+    try:
+        msm, prb, ts, firmware, vp = _envelope(result)
+        texts: Counter[bytes] = Counter()
+        rows = _hops(result.get("result"), texts)
+        if texts:
+            if b"\\" in payload:  # escapes: the payload's text may differ from orjson's
+                return False
+            for text, count in texts.items():
+                if payload.count(b'"icmpext":' + text) != count:
+                    return False
+        envelope = (
+            source, msm, prb, ts // 1000, vp, _af(result, firmware), _protocol(result),
+            _opt_int(result.get("paris_id"), "paris_id", MAX_PARIS_ID), firmware,
+            _str(result.get("dst_addr"), "dst_addr"),
+            _str(result.get("dst_name"), "dst_name", MAX_NAME_LEN),
+            _str(result.get("src_addr"), "src_addr"), _str(result.get("from"), "from"),
+        )
+        destination = _str(result.get("dst_name") or result.get("dst_addr")
+                           or result.get("addr"), "destination", MAX_NAME_LEN)
+        line = _PREFIX + orjson.dumps(envelope) + b"," + payload[1:]
+    except (_Irregular, MalformedResult, TypeError, ValueError, OverflowError, KeyError,
+            AttributeError):
+        return False
+    lines = batch.tables[INPUT_TABLE]
+    batch.spans.append((INPUT_TABLE, len(lines), len(lines) + 1))
+    lines.append((line,))
+    batch.tables["raw_results"].append(
+        (source, msm, prb, ts, "traceroute", destination, vp, firmware, payload, []))
+    batch.exploded_rows.append(rows)
+    batch.results += 1
+    batch.counts["traceroute"] += 1
+    return True
+
+
+__all__ = ["INPUT_FORMAT", "INPUT_SETTINGS", "INPUT_TABLE", "explode_into"]
