@@ -142,19 +142,49 @@ def content_token(parts: Iterable[bytes]) -> str:
     return digest.hexdigest()[:32]
 
 
-class ResultSink:
-    """Buffers normalised rows and dead letters; :meth:`flush` writes them."""
+class Buffer:
+    """What a sink buffered: rows, lines and dead letters of one batch of messages."""
 
-    def __init__(self, storage: Storage, bus: Bus | None = None) -> None:
-        self.storage = storage
-        self.bus = bus
+    __slots__ = ("batch", "bytes", "dead", "messages", "results")
+
+    def __init__(self) -> None:
         self.batch = RowBatch()
         self.dead: list[tuple[Any, ...]] = []
         self.messages: list[Message] = []
         self.results: list[tuple[Message, str]] = []
         """(message, source) of every normalised result, in the batch's order."""
         self.bytes = 0
+
+
+class ResultSink:
+    """Buffers normalised rows and dead letters; :meth:`flush` (or :meth:`take` then
+    :meth:`write`) writes them."""
+
+    def __init__(self, storage: Storage, bus: Bus | None = None) -> None:
+        self.storage = storage
+        self.bus = bus
+        self.buffer = Buffer()
         self.stats = IngestStats()
+
+    @property
+    def batch(self) -> RowBatch:
+        return self.buffer.batch
+
+    @property
+    def dead(self) -> list[tuple[Any, ...]]:
+        return self.buffer.dead
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.buffer.messages
+
+    @property
+    def results(self) -> list[tuple[Message, str]]:
+        return self.buffer.results
+
+    @property
+    def bytes(self) -> int:
+        return self.buffer.bytes
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -162,7 +192,7 @@ class ResultSink:
     def add(self, message: Message) -> None:
         """Normalise one message into the buffer, or buffer it as a dead letter."""
         self.messages.append(message)
-        self.bytes += len(message.value)
+        self.buffer.bytes += len(message.value)
         source = _header(message, topics.HEADER_SOURCE) or "unknown"
         marked = message.header(HEADER_DEAD_LETTER)
         if marked is not None:
@@ -198,7 +228,7 @@ class ResultSink:
         """Buffer ``message`` as a dead letter (for consumers of other topics that share
         this sink's dead-letter writing, e.g. consumers/vantage_points.py)."""
         self.messages.append(message)
-        self.bytes += len(message.value)
+        self.buffer.bytes += len(message.value)
         self._dead(message, source, reason, detail)
 
     def _dead(
@@ -209,24 +239,20 @@ class ResultSink:
 
     def discard(self) -> None:
         """Forget the buffer without writing it (its offsets were not committed)."""
-        self.batch.clear()
-        self.dead.clear()
-        self.messages.clear()
-        self.results.clear()
-        self.bytes = 0
+        self.buffer = Buffer()
 
     # -- writing ----------------------------------------------------------------------
-    def _token(self, indices: Iterable[int]) -> str:
-        results = self.results
+    def _token(self, buf: Buffer, indices: Iterable[int]) -> str:
+        results = buf.results
         return content_token(
             part for i in indices
             for part in (results[i][1].encode(), results[i][0].value))
 
-    def _rows(self, table: str, indices: Sequence[int]) -> list[tuple[Any, ...]]:
-        rows = self.batch.tables[table]
+    def _rows(self, buf: Buffer, table: str, indices: Sequence[int]) -> list[tuple[Any, ...]]:
+        rows = buf.batch.tables[table]
         if table == "raw_results":
             return [rows[i] for i in indices]
-        spans = self.batch.spans
+        spans = buf.batch.spans
         return [row for i in indices for row in rows[spans[i][1]:spans[i][2]]]
 
     def _insert(self, table: str, rows: Sequence[tuple[Any, ...]], token: str) -> None:
@@ -243,37 +269,38 @@ class ResultSink:
             self.storage.insert(table, columns, dedup_token=token)
         log.debug("inserted %d rows into %s (token %s)", len(rows), table, token)
 
-    def _write(self, table: str, indices: list[int], whole: bool) -> dict[int, str]:
+    def _write(self, buf: Buffer, table: str, indices: list[int], whole: bool) -> dict[int, str]:
         """Insert the rows of ``indices`` into ``table``; return the results that ClickHouse
         refused (index -> error). Backpressure propagates."""
         try:
             if whole:  # the fast path: the batch's own columns, one insert
-                self._insert(table, self.batch.tables[table], self._token(indices))
+                self._insert(table, buf.batch.tables[table], self._token(buf, indices))
             else:
-                self._insert(table, self._rows(table, indices), self._token(indices))
+                self._insert(table, self._rows(buf, table, indices), self._token(buf, indices))
             return {}
         except StorageUnavailable:
             raise
         except QueryError as exc:
-            bad = self._bisect(table, indices, exc)
+            bad = self._bisect(buf, table, indices, exc)
             if len(bad) == len(indices) > 1 and not isinstance(exc, RowsRejected):
                 raise StorageUnavailable(
                     f"every result's rows fail alone in {table}, so the store is at fault, "
                     f"not the data: {exc}", retry_after=5.0) from exc
             return bad
 
-    def _bisect(self, table: str, indices: list[int], error: QueryError) -> dict[int, str]:
+    def _bisect(self, buf: Buffer, table: str, indices: list[int],
+                error: QueryError) -> dict[int, str]:
         if len(indices) == 1:
             return {indices[0]: str(error)}
         bad: dict[int, str] = {}
         middle = len(indices) // 2
         for part in (indices[:middle], indices[middle:]):
             try:
-                self._insert(table, self._rows(table, part), self._token(part))
+                self._insert(table, self._rows(buf, table, part), self._token(buf, part))
             except StorageUnavailable:
                 raise
             except QueryError as exc:
-                bad.update(self._bisect(table, part, exc))
+                bad.update(self._bisect(buf, table, part, exc))
         return bad
 
     def _write_dead(self, rows: list[tuple[Any, ...]]) -> None:
@@ -300,42 +327,54 @@ class ResultSink:
     def flush(self) -> dict[TopicPartition, int]:
         """Write everything buffered; return the offsets that may now be committed.
         On backpressure the buffer is kept, so the caller can retry the same flush."""
-        if not self.messages:
+        offsets = self.write(self.buffer)
+        self.buffer = Buffer()
+        return offsets
+
+    def take(self) -> Buffer:
+        """The buffer, for :meth:`write` elsewhere (a writer thread); buffering starts anew."""
+        buf, self.buffer = self.buffer, Buffer()
+        return buf
+
+    def write(self, buf: Buffer) -> dict[TopicPartition, int]:
+        """Write ``buf``; return the offsets that may now be committed. On backpressure
+        (:class:`~schemas.errors.StorageUnavailable`) ``buf`` still holds what it stores, so
+        the same write can be retried (the inserts that went through are deduplicated)."""
+        if not buf.messages:
             return {}
-        batch = self.batch
-        every = range(len(self.results))
+        batch = buf.batch
+        every = range(len(buf.results))
         rejected: dict[int, str] = {}
         normalised: dict[int, tuple[str, int]] = {}
         refused_by_normaliser: dict[int, tuple[Any, ...]] = {}
         for table in WRITE_ORDER:
             if batch.rows(table):
                 mine = [i for i in every if batch.spans[i][0] == table]
-                refused = self._write(table, mine, whole=True)
+                refused = self._write(buf, table, mine, whole=True)
                 if table in EXPLODE_TABLES and refused:
-                    refused = self._normalise_refused(refused, normalised,
+                    refused = self._normalise_refused(buf, refused, normalised,
                                                       refused_by_normaliser)
                 rejected.update(refused)
         stored = [i for i in every if i not in rejected and i not in refused_by_normaliser]
-        dead = self.dead + list(refused_by_normaliser.values()) + self._rejected_rows(rejected)
+        dead = [*buf.dead, *refused_by_normaliser.values(), *self._rejected_rows(buf, rejected)]
         if dead:
             self._write_dead(dead)
             self._publish_dead(dead)
         if stored:
             whole = not rejected and not refused_by_normaliser
-            refused = self._write("raw_results", stored, whole=whole)
+            refused = self._write(buf, "raw_results", stored, whole=whole)
             if refused:  # not expected (every raw column is checked); kept all the same
-                extra = self._rejected_rows(refused)
+                extra = self._rejected_rows(buf, refused)
                 self._write_dead(extra)
                 dead += extra
                 rejected.update(refused)
                 stored = [i for i in stored if i not in refused]
-        offsets = next_offsets(self.messages)
-        self._count(stored, normalised, dead)
-        self.discard()
+        offsets = next_offsets(buf.messages)
+        self._count(buf, stored, normalised, dead)
         return offsets
 
     def _normalise_refused(
-        self, refused: dict[int, str], normalised: dict[int, tuple[str, int]],
+        self, buf: Buffer, refused: dict[int, str], normalised: dict[int, tuple[str, int]],
         refused_by_normaliser: dict[int, tuple[Any, ...]],
     ) -> dict[int, str]:
         """Results whose exploded line ClickHouse refused, normalised here and their rows
@@ -345,7 +384,7 @@ class ResultSink:
         fallback = RowBatch()
         mine: list[int] = []
         for i in sorted(refused):
-            message, source = self.results[i]
+            message, source = buf.results[i]
             try:
                 normalize_into(orjson.loads(message.value), fallback, source=source,
                                payload=message.value)
@@ -359,20 +398,20 @@ class ResultSink:
             table, start, end = fallback.spans[position]
             rows_of[i] = fallback.tables[table][start:end]
             normalised[i] = (table, end - start)
-            self.batch.tables["raw_results"][i] = fallback.tables["raw_results"][position]
+            buf.batch.tables["raw_results"][i] = fallback.tables["raw_results"][position]
         failed: dict[int, str] = {}
         for table in CHILD_TABLES:
             indices = [i for i in mine if normalised[i][0] == table]
             if indices:
-                failed.update(self._write_rows(table, indices, rows_of))
+                failed.update(self._write_rows(buf, table, indices, rows_of))
         return failed
 
-    def _write_rows(self, table: str, indices: list[int],
+    def _write_rows(self, buf: Buffer, table: str, indices: list[int],
                     rows_of: dict[int, list[tuple[Any, ...]]]) -> dict[int, str]:
         """Insert the rows of ``indices`` (``rows_of``), bisecting refusals."""
         try:
             self._insert(table, [row for i in indices for row in rows_of[i]],
-                         self._token(indices))
+                         self._token(buf, indices))
             return {}
         except StorageUnavailable:
             raise
@@ -380,13 +419,13 @@ class ResultSink:
             if len(indices) == 1:
                 return {indices[0]: str(exc)}
             middle = len(indices) // 2
-            return {**self._write_rows(table, indices[:middle], rows_of),
-                    **self._write_rows(table, indices[middle:], rows_of)}
+            return {**self._write_rows(buf, table, indices[:middle], rows_of),
+                    **self._write_rows(buf, table, indices[middle:], rows_of)}
 
-    def _rejected_rows(self, rejected: dict[int, str]) -> list[tuple[Any, ...]]:
+    def _rejected_rows(self, buf: Buffer, rejected: dict[int, str]) -> list[tuple[Any, ...]]:
         rows = []
         for i, error in sorted(rejected.items()):
-            message, source = self.results[i]
+            message, source = buf.results[i]
             rows.append(dead_letter_row(message, source, "insert_rejected", error))
         return rows
 
@@ -403,9 +442,9 @@ class ResultSink:
                              key=str(record["topic"]).encode())
         self.bus.flush()
 
-    def _count(self, stored: list[int], normalised: dict[int, tuple[str, int]],
+    def _count(self, buf: Buffer, stored: list[int], normalised: dict[int, tuple[str, int]],
                dead: list[tuple[Any, ...]]) -> None:
-        batch, stats = self.batch, self.stats
+        batch, stats = buf.batch, self.stats
         raw = batch.tables["raw_results"]
         for (source, kind), count in Counter(
             (raw[i][_RAW_SOURCE], raw[i][_RAW_TYPE]) for i in stored
@@ -438,5 +477,5 @@ class ResultSink:
 __all__ = [
     "CHILD_TABLES", "DEAD_LETTER_COLUMNS", "WRITE_ORDER", "HEADER_DEAD_LETTER", "HEADER_DETAIL",
     "HEADER_PAYLOAD_SHA256", "HEADER_PAYLOAD_SIZE", "MAX_DEAD_LETTER_PAYLOAD", "RESULT_TABLE",
-    "IngestStats", "ResultSink", "content_token", "dead_letter_row",
+    "Buffer", "IngestStats", "ResultSink", "content_token", "dead_letter_row",
 ]

@@ -28,6 +28,7 @@ This is the second module that knows Atlas keys (the view's SQL is the third); b
 from __future__ import annotations
 
 from collections import Counter
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -80,13 +81,33 @@ class _Irregular(Exception):  # noqa: N818 - control flow inside this module onl
     """The result is valid or not, but not for the fast path: normalise it in Python."""
 
 
-def _uint(value: Any, high: int) -> None:
-    if value is not None and (type(value) is not int or not 0 <= value <= high):
+_NONE = type(None)
+_FLOAT_TYPES: frozenset[type] = frozenset((float, int, _NONE))
+_INT_TYPES: frozenset[type] = frozenset((int, _NONE))
+_STR_TYPES: frozenset[type] = frozenset((str, _NONE))
+_BOOL_TYPES: frozenset[type] = frozenset((bool, _NONE))
+_STAR = {"x": "*"}
+_INT_DETAILS = (("ittl", MAX_INNER_TTL), ("late", MAX_LATE), ("mtu", MAX_MTU))
+
+
+def _values(replies: list[dict[str, Any]], key: str) -> list[Any]:
+    """``reply.get(key)`` of every reply (a C loop: map over ``dict.get``)."""
+    return list(map(dict.get, replies, repeat(key)))
+
+
+def _numbers(values: list[Any], types: frozenset[type], high: float) -> None:
+    """Every value of ``types`` and, when present, in ``[0, high]``."""
+    if not types.issuperset(map(type, values)):
+        raise _Irregular
+    present = [value for value in values if value is not None]
+    if present and (min(present) < 0 or max(present) > high):
         raise _Irregular
 
 
-def _text(value: Any, limit: int = MAX_ADDRESS_LEN) -> None:
-    if value is not None and (type(value) is not str or len(value) > limit):
+def _texts(values: list[Any], limit: int = MAX_ADDRESS_LEN) -> None:
+    if not _STR_TYPES.issuperset(map(type, values)):
+        raise _Irregular
+    if max(map(len, filter(None, values)), default=0) > limit:
         raise _Irregular
 
 
@@ -117,56 +138,54 @@ def _icmpext(icmpext: Any) -> bytes:
     return orjson.dumps(icmpext)
 
 
-def _replies(hop: int, replies: list[Any], texts: Counter[bytes]) -> int:
-    if len(replies) > MAX_REPLY_INDEX + 1:
+def _replies(replies: list[Any], texts: Counter[bytes]) -> None:
+    """Check every reply of a result at once: per key, the values of all replies (the
+    checks the normaliser makes per reply, as C loops over lists)."""
+    if not replies:
+        return
+    if set(map(type, replies)) != {dict}:
         raise _Irregular
-    for reply in replies:
-        if type(reply) is not dict:
-            raise _Irregular
-        address = reply.get("from")
-        rtt = reply.get("rtt")
-        size = reply.get("size")
-        ttl = reply.get("ttl")
-        if address is not None and (type(address) is not str or len(address) > MAX_ADDRESS_LEN):
-            raise _Irregular
-        if rtt is not None and (type(rtt) is not float or not 0.0 <= rtt <= MAX_RTT_MS) and (
-            type(rtt) is not int or not 0 <= rtt <= MAX_RTT_MS
-        ):
-            raise _Irregular
-        if size is not None and (type(size) is not int or not 0 <= size <= MAX_REPLY_SIZE):
-            raise _Irregular
-        if ttl is not None and (type(ttl) is not int or not 0 <= ttl <= MAX_TTL):
-            raise _Irregular
-        if address is None and reply.get("x") == "*" and len(reply) != 1:
-            raise _Irregular  # the normaliser ignores everything else of a "*" reply
-        if len(reply) > 4 or not _DETAIL_KEYS.issuperset(reply):
-            _uint(reply.get("ittl"), MAX_INNER_TTL)
-            _uint(reply.get("late"), MAX_LATE)
-            _uint(reply.get("mtu"), MAX_MTU)
-            dup = reply.get("dup")
-            if dup is not None and type(dup) is not bool:
+    _texts(_values(replies, "from"))
+    _numbers(_values(replies, "rtt"), _FLOAT_TYPES, MAX_RTT_MS)
+    _numbers(_values(replies, "size"), _INT_TYPES, MAX_REPLY_SIZE)
+    _numbers(_values(replies, "ttl"), _INT_TYPES, MAX_TTL)
+    keys = set().union(*replies)
+    if keys <= _DETAIL_KEYS:
+        return  # the common reply: from, rtt, size, ttl, nothing else to check
+    if "x" in keys:  # the normaliser ignores everything else of a "*" reply
+        for reply in replies:
+            if "x" in reply and reply != _STAR and reply.get("from") is None and (
+                    reply["x"] == "*"):
                 raise _Irregular
-            _text(reply.get("edst"))
-            err = reply.get("err")
-            if err is not None and type(err) is not str:
-                raise _Irregular
-            icmpext = reply.get("icmpext")
+    for key, high in _INT_DETAILS:
+        if key in keys:
+            _numbers(_values(replies, key), _INT_TYPES, high)
+    if "dup" in keys and not _BOOL_TYPES.issuperset(map(type, _values(replies, "dup"))):
+        raise _Irregular
+    if "edst" in keys:
+        _texts(_values(replies, "edst"))
+    if "err" in keys and not _STR_TYPES.issuperset(map(type, _values(replies, "err"))):
+        raise _Irregular
+    if "icmpext" in keys:
+        for icmpext in _values(replies, "icmpext"):
             if icmpext is not None:
                 texts[_icmpext(icmpext)] += 1
-    return len(replies) or 1
 
 
 def _hops(hops: Any, texts: Counter[bytes]) -> int:
+    """Check the hops; return the rows ClickHouse makes of them."""
     if type(hops) is not list:
         raise _Irregular
     seen: set[int] = set()
     rows = 0
+    every: list[Any] = []
     for raw_hop in hops:
         if type(raw_hop) is not dict:
             raise _Irregular
         hop = raw_hop.get("hop")
         error = raw_hop.get("error")
-        _text(error, MAX_NAME_LEN)
+        if error is not None and (type(error) is not str or len(error) > MAX_NAME_LEN):
+            raise _Irregular
         if hop is None and error is not None:
             hop = 0
         elif type(hop) is not int or not 1 <= hop <= MAX_HOP:
@@ -178,9 +197,13 @@ def _hops(hops: Any, texts: Counter[bytes]) -> int:
         if replies is None:
             rows += 1
         elif type(replies) is list:
-            rows += _replies(hop, replies, texts)
+            if len(replies) > MAX_REPLY_INDEX + 1:
+                raise _Irregular
+            rows += len(replies) or 1
+            every += replies
         else:
             raise _Irregular
+    _replies(every, texts)
     return rows
 
 

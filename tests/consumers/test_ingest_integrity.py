@@ -355,13 +355,20 @@ class _Down:
     def __init__(self, storage: Storage) -> None:
         self.storage, self.down = storage, True
 
-    def insert(self, table: str, columns: Any, *, dedup_token: str | None = None) -> int:
+    def _check(self) -> None:
         if self.down:
             from consumers.storage import _map_error
 
             raise _map_error(RuntimeError("Code: 243. DB::Exception: Cannot reserve 1.00 "
                                           "MiB, not enough space. (NOT_ENOUGH_SPACE)"), "insert")
+
+    def insert(self, table: str, columns: Any, *, dedup_token: str | None = None) -> int:
+        self._check()
         return self.storage.insert(table, columns, dedup_token=dedup_token)
+
+    def insert_lines(self, table: str, lines: Any, **options: Any) -> int:
+        self._check()
+        return self.storage.insert_lines(table, lines, **options)
 
 
 def test_backpressure_waits_shows_why_and_then_stores(storage: Storage) -> None:
