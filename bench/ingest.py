@@ -56,7 +56,7 @@ from grenswacht.settings import Settings  # noqa: E402
 from schemas import topics  # noqa: E402
 from schemas.bus import open_bus  # noqa: E402
 from schemas.explode import INPUT_FORMAT, INPUT_SETTINGS, INPUT_TABLE, explode_into  # noqa: E402
-from schemas.normalize import RowBatch  # noqa: E402
+from schemas.normalize import TABLE_COLUMNS, RowBatch, normalize_into  # noqa: E402
 
 SHARED_ATLAS = Path(os.environ.get("GRENSWACHT_SHARED_ATLAS", ROOT.parent / "shared/data/atlas"))
 DEFAULT = SHARED_ATLAS / "bulk/menog_internet_study/traceroute_src_KW.jsonl.gz"
@@ -64,10 +64,23 @@ STORED = ("raw_results", "traceroute_hops", "dns_answers", "ping_results", "mda_
           "dead_letters", "hop_verdicts", "path_verdicts", "application_verdicts", "findings")
 
 
-def timed(work: Callable[[], object]) -> float:
-    started = time.perf_counter()
+CPU: list[tuple[str, float, float]] = []
+"""(label, wall s, CPU s of the whole process: every thread, ClickHouse's included) of
+every timed attempt."""
+
+
+def timed(work: Callable[[], object], label: str = "") -> float:
+    started, cpu = time.perf_counter(), time.process_time()
     work()
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    CPU.append((label, wall, time.process_time() - cpu))
+    return wall
+
+
+def cpu_of(label: str) -> float:
+    """The least CPU time of the attempts of ``label`` (what the work costs, whatever else
+    runs on the machine)."""
+    return min(cpu for name, _, cpu in CPU if name == label)
 
 
 def empty(storage: Storage) -> None:
@@ -95,6 +108,15 @@ def pairs(label: str, first: Callable[[int], float], second: Callable[[int], flo
         b.append(second(attempt))
         print(f"  pair {attempt + 1} {label}: {a[-1]:.2f} s / {b[-1]:.2f} s", flush=True)
     return min(a), min(b), [x / y for x, y in zip(a, b, strict=True)]
+
+
+def retimed(line: bytes, index: int) -> bytes:
+    """``line`` with its timestamp moved into the first hour of 2020 (one analysis window),
+    distinct per result: a dense deployment's window, from the same real traceroutes."""
+    result = orjson.loads(line)
+    result["timestamp"] = 1_577_836_800 + index % 3600
+    result["msm_id"] = int(result["msm_id"]) + 10**9 * (index // 3600 + 1)
+    return orjson.dumps(result)
 
 
 def replay_store(storage: Storage, hop_rows: int) -> dict[str, int]:
@@ -159,19 +181,48 @@ def main() -> None:
           "each", flush=True)
 
     def decode(_: int) -> float:
-        return timed(lambda: [orjson.loads(line) for line in lines])
+        return timed(lambda: [orjson.loads(line) for line in lines], "a")
 
     def sagan(_: int) -> float:
-        return timed(lambda: [Result.get(orjson.loads(line)) for line in lines])
+        return timed(lambda: [Result.get(orjson.loads(line)) for line in lines], "b")
 
     def limit(_: int) -> float:
         empty(storage)
         return timed(lambda: storage.insert_lines(INPUT_TABLE, json_lines, fmt=INPUT_FORMAT,
-                                                  settings=INPUT_SETTINGS))
+                                                  settings=INPUT_SETTINGS), "L")
+
+    raw_columns = dict(zip(TABLE_COLUMNS["raw_results"], prepared.columns("raw_results"),
+                           strict=True))
+
+    def raw_only(_: int) -> float:
+        storage.command("TRUNCATE TABLE raw_results")
+        return timed(lambda: storage.insert("raw_results", raw_columns), "r")
+
+    def check_only(_: int) -> float:
+        decoded = [orjson.loads(line) for line in lines]
+
+        def work() -> None:
+            batch = RowBatch()
+            with gc_paused():
+                for result, line in zip(decoded, lines, strict=True):
+                    explode_into(result, batch, source="bench", payload=line)
+
+        return timed(work, "k")
+
+    def normalise_only(_: int) -> float:
+        decoded = [orjson.loads(line) for line in lines]
+
+        def work() -> None:
+            batch = RowBatch()
+            with gc_paused():
+                for result, line in zip(decoded, lines, strict=True):
+                    normalize_into(result, batch, source="bench", payload=line)
+
+        return timed(work, "n")
 
     def full(attempt: int) -> float:
         empty(storage)
-        seconds = timed(lambda: ingest(storage, lines, f"c{attempt}"))
+        seconds = timed(lambda: ingest(storage, lines, f"c{attempt}"), "c")
         stored = int(storage.query("SELECT count() FROM traceroute_hops").rows[0][0])
         assert stored == hop_rows, (stored, hop_rows)
         return seconds
@@ -181,6 +232,8 @@ def main() -> None:
     t_b, t_c2, bc = pairs("b/c", sagan, full, max(1, args.repeat - 1))
     t_l, t_c3, lc = pairs("L/c", limit, full, args.repeat)
     t_c = min(t_c1, t_c2, t_c3)
+    pairs("r/k", raw_only, check_only, args.repeat)
+    pairs("n/k", normalise_only, check_only, 1)
 
     settings = Settings()
     sample = lines[: args.analyse]
@@ -199,19 +252,36 @@ def main() -> None:
             ingest(storage, sample, f"v{attempt}")
             analyse_windows(storage, None, context, windows, window_s=window_s)
 
-        return timed(work)
+        return timed(work, "v")
 
     def sample_limit(_: int) -> float:
         empty(storage)
         part = json_lines[: len(sample)]
         return timed(lambda: storage.insert_lines(INPUT_TABLE, part, fmt=INPUT_FORMAT,
-                                                  settings=INPUT_SETTINGS))
+                                                  settings=INPUT_SETTINGS), "Ls")
 
     t_ls, t_v, lv = pairs("L/v (sample)", sample_limit, verdicts, max(1, args.repeat - 1))
+    dense = [retimed(line, i) for i, line in enumerate(sample)]
+
+    def verdicts_dense(attempt: int) -> float:
+        empty(storage)
+        windows = {w for w in (result_window(line, window_s) for line in dense)
+                   if w is not None}
+
+        def work() -> None:
+            ingest(storage, dense, f"vd{attempt}")
+            analyse_windows(storage, None, context, windows, window_s=window_s)
+
+        return timed(work, "vd")
+
+    t_vd = min(verdicts_dense(attempt) for attempt in range(max(1, args.repeat - 1)))
+    print(f"  (v) with the sample in {len({result_window(x, window_s) for x in dense})} "
+          f"window(s): {t_vd:.2f} s", flush=True)
     paths = int(storage.query("SELECT count() FROM path_verdicts").rows[0][0])
 
     rate = {"a": n / t_a, "b": n / t_b, "L": n / t_l, "c": n / t_c,
-            "v": len(sample) / t_v, "L_sample": len(sample) / t_ls}
+            "v": len(sample) / t_v, "L_sample": len(sample) / t_ls,
+            "vd": len(sample) / t_vd}
     print()
     print(f"(a)  orjson decode only             {rate['a']:>10,.0f} results/s")
     print(f"(b)  sagan object parse only        {rate['b']:>10,.0f} results/s")
@@ -222,12 +292,26 @@ def main() -> None:
     print(f"(v)  ingest + verdicts + findings   {rate['v']:>10,.0f} results/s"
           f"   ({len(sample):,} results, {paths:,} path verdicts; L on them: "
           f"{rate['L_sample']:,.0f}/s)")
+    print(f"(v') the same, its results in one window {rate['vd']:>7,.0f} results/s"
+          f"   ({len(sample) / max(1, len({result_window(x, window_s) for x in sample})):.1f}"
+          " results per window in the input)")
     median = statistics.median
     print(f"c/L = {rate['c'] / rate['L']:.2f} (pairs: {median(lc):.2f} median)  goal >= 0.8")
     print(f"v/L = {rate['v'] / rate['L_sample']:.3f} (pairs: {median(lv):.3f} median)"
           "  goal >= 0.5")
     print(f"c/b = {rate['c'] / rate['b']:.2f} (pairs: {median(bc):.2f} median)  goal >= 4")
     print(f"c/a = {rate['c'] / rate['a']:.2f}")
+    us = {label: cpu_of(label) / count * 1e6 for label, count in (
+        ("a", n), ("b", n), ("L", n), ("c", n), ("r", n), ("k", n), ("n", n),
+        ("v", len(sample)), ("Ls", len(sample)), ("vd", len(sample)))}
+    print("CPU time per result (all threads of the process; the least of the attempts):")
+    print(f"  decode {us['a']:.0f} us, sagan {us['b']:.0f} us, check for the explode "
+          f"{us['k']:.0f} us (normalise instead: {us['n']:.0f} us), ClickHouse explode (L) "
+          f"{us['L']:.0f} us, raw_results insert {us['r']:.0f} us, ingest (c) {us['c']:.0f} us,"
+          f" ingest + analysis (v) {us['v']:.0f} us, (v') {us['vd']:.0f} us")
+    print(f"  by CPU: c/L = {us['L'] / us['c']:.2f}, v/L = {us['Ls'] / us['v']:.3f} "
+          f"(v'/L = {us['Ls'] / us['vd']:.3f}), "
+          f"c/b = {us['b'] / us['c']:.2f}, c/a = {us['a'] / us['c']:.2f}")
     print(f"1 M traceroutes: ingest {1e6 / rate['c'] / 60:.1f} min, ingest + analysis "
           f"{1e6 / rate['v'] / 60:.1f} min at these rates (goal < 5 min)")
 

@@ -28,7 +28,9 @@ This is the second module that knows Atlas keys (the view's SQL is the third); b
 from __future__ import annotations
 
 from collections import Counter
-from itertools import repeat
+from functools import partial
+from itertools import chain, repeat
+from operator import is_not
 from typing import Any
 
 import orjson
@@ -86,20 +88,26 @@ _FLOAT_TYPES: frozenset[type] = frozenset((float, int, _NONE))
 _INT_TYPES: frozenset[type] = frozenset((int, _NONE))
 _STR_TYPES: frozenset[type] = frozenset((str, _NONE))
 _BOOL_TYPES: frozenset[type] = frozenset((bool, _NONE))
+_LIST_TYPES: frozenset[type] = frozenset((list, _NONE))
 _STAR = {"x": "*"}
+_NOT_NONE = partial(is_not, None)
 _INT_DETAILS = (("ittl", MAX_INNER_TTL), ("late", MAX_LATE), ("mtu", MAX_MTU))
 
 
-def _values(replies: list[dict[str, Any]], key: str) -> list[Any]:
-    """``reply.get(key)`` of every reply (a C loop: map over ``dict.get``)."""
-    return list(map(dict.get, replies, repeat(key)))
+def _values(items: list[Any], key: str) -> list[Any]:
+    """``item.get(key)`` of every item (a C loop: map over ``dict.get``)."""
+    return list(map(dict.get, items, repeat(key)))
+
+
+def _present(values: list[Any]) -> list[Any]:
+    return values if None not in values else list(filter(_NOT_NONE, values))
 
 
 def _numbers(values: list[Any], types: frozenset[type], high: float) -> None:
     """Every value of ``types`` and, when present, in ``[0, high]``."""
     if not types.issuperset(map(type, values)):
         raise _Irregular
-    present = [value for value in values if value is not None]
+    present = _present(values)
     if present and (min(present) < 0 or max(present) > high):
         raise _Irregular
 
@@ -107,7 +115,7 @@ def _numbers(values: list[Any], types: frozenset[type], high: float) -> None:
 def _texts(values: list[Any], limit: int = MAX_ADDRESS_LEN) -> None:
     if not _STR_TYPES.issuperset(map(type, values)):
         raise _Irregular
-    if max(map(len, filter(None, values)), default=0) > limit:
+    if max(map(len, _present(values)), default=0) > limit:
         raise _Irregular
 
 
@@ -173,38 +181,37 @@ def _replies(replies: list[Any], texts: Counter[bytes]) -> None:
 
 
 def _hops(hops: Any, texts: Counter[bytes]) -> int:
-    """Check the hops; return the rows ClickHouse makes of them."""
+    """Check the hops (per key over all hops, as for the replies); return the rows
+    ClickHouse makes of them."""
     if type(hops) is not list:
         raise _Irregular
-    seen: set[int] = set()
-    rows = 0
-    every: list[Any] = []
-    for raw_hop in hops:
-        if type(raw_hop) is not dict:
-            raise _Irregular
-        hop = raw_hop.get("hop")
-        error = raw_hop.get("error")
-        if error is not None and (type(error) is not str or len(error) > MAX_NAME_LEN):
-            raise _Irregular
-        if hop is None and error is not None:
-            hop = 0
-        elif type(hop) is not int or not 1 <= hop <= MAX_HOP:
-            raise _Irregular
-        if hop in seen:
-            raise _Irregular
-        seen.add(hop)
-        replies = raw_hop.get("result")
-        if replies is None:
-            rows += 1
-        elif type(replies) is list:
-            if len(replies) > MAX_REPLY_INDEX + 1:
-                raise _Irregular
-            rows += len(replies) or 1
-            every += replies
-        else:
-            raise _Irregular
-    _replies(every, texts)
-    return rows
+    if not hops:
+        return 0
+    if set(map(type, hops)) != {dict}:
+        raise _Irregular
+    given = _values(hops, "hop")
+    numbers = given
+    errors = _values(hops, "error")
+    if errors.count(None) != len(errors):
+        _texts(errors, MAX_NAME_LEN)
+        if None in given:  # a hop that only says why it failed: the normaliser's hop 0
+            numbers = [0 if number is None and error is not None else number
+                       for number, error in zip(given, errors, strict=True)]
+    if set(map(type, numbers)) != {int}:
+        raise _Irregular
+    present = _present(given)
+    if min(present, default=1) < 1 or max(present, default=1) > MAX_HOP or (
+            len(set(numbers)) != len(numbers)):
+        raise _Irregular
+    lists = _values(hops, "result")
+    if not _LIST_TYPES.issuperset(map(type, lists)):
+        raise _Irregular
+    filled = _present(lists)
+    sizes = list(map(len, filled))
+    if sizes and max(sizes) > MAX_REPLY_INDEX + 1:
+        raise _Irregular
+    _replies(list(chain.from_iterable(filled)), texts)
+    return sum(sizes) + len(lists) - len(sizes) + sizes.count(0)
 
 
 def explode_into(result: Any, batch: RowBatch, *, source: str, payload: bytes) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import orjson
 import pytest
 
 from consumers.storage import Storage
-from schemas.errors import ResultError
+from schemas.errors import ResultError, RowsRejected
 from schemas.explode import INPUT_FORMAT, INPUT_SETTINGS, INPUT_TABLE, explode_into
 from schemas.normalize import TRACEROUTE_COLUMNS, RowBatch, normalize_into
 
@@ -127,3 +128,41 @@ def test_the_whole_corpus_explodes_to_the_normalisers_rows(storage: Storage,
     # ICMP error code, …); DNS and ping results are normalised in Python by design
     assert totals["exploded"] > 100_000 and totals["rows"] > 3_000_000, totals
     print(f"explode vs normaliser over the corpus: {totals}")  # noqa: T201
+
+
+def test_hostile_lines_explode_to_the_normalisers_rows(storage: Storage) -> None:
+    """The hostile lines of tests/hostile.py (type flips, numeric extremes, duplicate keys,
+    structural damage, … derived from real results): whatever schemas/explode.py passes to
+    ClickHouse gives the normaliser's rows; a line ClickHouse refuses (a duplicate key)
+    is one the sink normalises in Python instead (tests/consumers/test_ingest_integrity)."""
+    from tests.hostile import cases
+
+    count = int(os.environ.get("GRENSWACHT_HOSTILE_CASES", "600"))
+    lines = [line for _, line in cases(count) if b"\n" not in line]
+    exploded = RowBatch()
+    accepted = []
+    for line in lines:
+        try:
+            result = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if explode_into(result, exploded, source="diff", payload=line):
+            accepted.append(line)
+    refused = 0
+    kept = []
+    for line in accepted:  # one at a time: ClickHouse refuses some (duplicate keys)
+        storage.command("TRUNCATE TABLE traceroute_hops")
+        one = RowBatch()
+        explode_into(orjson.loads(line), one, source="diff", payload=line)
+        try:
+            storage.insert_lines(INPUT_TABLE, [one.tables[INPUT_TABLE][0][0]],
+                                 fmt=INPUT_FORMAT, settings=INPUT_SETTINGS)
+        except RowsRejected:
+            refused += 1
+            continue
+        kept.append(line)
+    assert kept and refused < len(accepted) // 2, (len(kept), refused)
+    counts = _compare(storage, kept)
+    assert counts["exploded"] == len(kept)
+    print(f"hostile: {len(lines)} lines, {len(accepted)} passed to ClickHouse, "  # noqa: T201
+          f"{refused} refused by it, {counts['rows']} rows equal")
