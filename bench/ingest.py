@@ -181,10 +181,18 @@ def main() -> None:
           "each", flush=True)
 
     def decode(_: int) -> float:
-        return timed(lambda: [orjson.loads(line) for line in lines], "a")
+        def work() -> None:
+            for line in lines:  # nothing kept: a kept result would be rescanned by the GC
+                orjson.loads(line)
+
+        return timed(work, "a")
 
     def sagan(_: int) -> float:
-        return timed(lambda: [Result.get(orjson.loads(line)) for line in lines], "b")
+        def work() -> None:
+            for line in lines:
+                Result.get(orjson.loads(line))
+
+        return timed(work, "b")
 
     def limit(_: int) -> float:
         empty(storage)

@@ -29,6 +29,9 @@ write. Nothing lost, nothing doubled:
 * **Backpressure** (:class:`~schemas.errors.StorageUnavailable`: storage down, disk full,
   out of memory, too many parts) is raised to the caller, which retries the whole flush
   with backoff (inserts that went through are deduplicated by their tokens).
+
+Longer than 400 lines because the write of one batch (order, tokens, bisection, the Python
+fallback of refused lines, counting) is one piece that must be read together.
 """
 
 from __future__ import annotations

@@ -166,3 +166,33 @@ def test_hostile_lines_explode_to_the_normalisers_rows(storage: Storage) -> None
     assert counts["exploded"] == len(kept)
     print(f"hostile: {len(lines)} lines, {len(accepted)} passed to ClickHouse, "  # noqa: T201
           f"{refused} refused by it, {counts['rows']} rows equal")
+
+
+REGULAR = (b'{"type":"traceroute","fw":5020,"msm_id":5001,"prb_id":6001,"timestamp":1600000000,'
+           b'"af":4,"proto":"ICMP","paris_id":1,"dst_addr":"192.0.2.1","dst_name":"example.nl",'
+           b'"src_addr":"10.0.0.2","from":"198.51.100.7","result":[{"hop":1,"result":[{"from":'
+           b'"10.0.0.1","rtt":1.5,"size":28,"ttl":64},{"x":"*"}]},{"hop":2,"result":[{"from":'
+           b'"192.0.2.1","rtt":9.25,"size":28,"ttl":60,"icmpext":{"version":2,"rfc4884":0,'
+           b'"obj":[{"class":1,"type":1,"mpls":[{"label":16005,"exp":0,"s":1,"ttl":1}]}]}}]},'
+           b'{"error":"connect failed"}]}')
+
+
+@pytest.mark.parametrize(("change", "exploded"), [
+    ((b"", b""), True),
+    ((b'"ttl":64}', b'"ttl":64.0}'), False),  # a float TTL: the normaliser takes it as 64
+    ((b'"size":28,"ttl":60', b'"size":1099511627776,"ttl":60'), False),  # nulled, noted
+    ((b'{"x":"*"}', b'{"x":"*","size":5}'), False),  # "*": the normaliser ignores the rest
+    ((b'"ttl":60,', b'"ttl":60,"err":7,'), False),  # a numeric ICMP error: str(7)
+    ((b'"version":2,"rfc4884":0', b'"version": 2,"rfc4884":0'), False),  # not orjson's text
+    ((b'"label":16005', b'"label":-1'), False),  # not a UInt32: left out, noted
+    ((b'{"hop":2,', b'{"hop":1,'), False),  # a hop twice: the normaliser refuses it
+    ((b'"fw":5020', b'"fw":"5020"'), True),  # the envelope is the normaliser's own
+    ((b'"ttl":60,', b'"ttl":60,"dup":true,"late":2,"ittl":3,"mtu":1500,"edst":"x",'), True),
+])
+def test_what_clickhouse_is_given_and_what_stays_in_python(
+        storage: Storage, change: tuple[bytes, bytes], exploded: bool) -> None:
+    line = REGULAR.replace(*change)
+    assert line != REGULAR or not change[0]
+    assert explode_into(orjson.loads(line), RowBatch(), source="diff", payload=line) is exploded
+    counts = _compare(storage, [line])
+    assert counts["exploded" if exploded else "python"] + counts["refused"] == 1
