@@ -6,9 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export GRENSWACHT_CACHE ?= $(HOME)/.cache/grenswacht
 SHARED_ATLAS ?= ../shared/data/atlas
-APT_PACKAGES := scamper iproute2 nftables graphviz fonts-liberation
+APT_PACKAGES := scamper iproute2 nftables graphviz fonts-liberation chromium chromium-driver poppler-utils
 
-.PHONY: setup system-deps run demo test test-fast lint docs kafka kafka-stop helm-check bench clean
+.PHONY: setup system-deps run demo test test-fast lint docs translations screenshots kafka kafka-stop helm-check bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 # Debian packages: scamper for MDA/ICMP Paris and ip/nft for the network-namespace testbed
 # (probe tests); graphviz draws the path pictures (`dot`), with fonts-liberation's Arial
-# metrics. Needs root; skipped (tests then skip with the reason) if not.
+# metrics; chromium (headless: the UI tests, the report's PDF, the screenshots; chromium-driver
+# for WebDriver users) and poppler-utils (pdftotext: the report tests). Needs root; skipped
+# (tests then skip with the reason) if not.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -56,6 +58,18 @@ lint: setup
 docs: setup
 	$(BIN)/typer grenswacht.cli utils docs --name grenswacht --output docs/cli.md
 	$(BIN)/python tools/settings_doc.py
+
+# Extract the UI's and the report's strings and merge them into the catalogs; then fill in
+# the empty msgstr of grenswacht/web/locale/nl/LC_MESSAGES/messages.po (docs/translating.md).
+translations: setup
+	$(BIN)/pybabel extract -F grenswacht/web/babel.cfg -k N_ --no-location --sort-output \
+	  --omit-header -w 100 -o grenswacht/web/locale/messages.pot .
+	$(BIN)/pybabel update -i grenswacht/web/locale/messages.pot -d grenswacht/web/locale -l nl \
+	  --no-fuzzy-matching -w 100 --ignore-pot-creation-date
+
+# The screenshots in docs/ (the bundled real data, in headless Chromium).
+screenshots: setup
+	$(BIN)/python tools/screenshots.py docs/screenshots
 
 kafka: setup
 	$(BIN)/python tools/kafka/broker.py fetch

@@ -23,6 +23,7 @@ window again replaces its rows (ReplacingMergeTree on ``computed_at`` / ``detect
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 
 from consumers.addresses import AddressMap
 from consumers.applications import ApplicationVerdict, classify_application
+from consumers.confirm import ConfirmationTracker, HopObservation
 from consumers.enrich.cname import Resolution, SuffixTable, default_suffixes, resolutions
 from consumers.enrich.hops import Enricher
 from consumers.enrich.vantage import Vantage, VantageRegistry
@@ -40,6 +42,7 @@ from consumers.enrich.window import (
     hop_stage,
     paths_from_mda_rows,
     paths_from_rows,
+    ping_observations,
 )
 from consumers.graph import BEFORE_HOP_VERDICTS, DETECTORS, anycast_addresses, detect_all
 from consumers.graph.findings import publish_findings, store_findings
@@ -89,6 +92,9 @@ class WindowInput:
     mda_rows: Sequence[Mapping[str, Any]] = ()
     dns_rows: Sequence[Mapping[str, Any]] = ()
     resolutions: Sequence[Resolution] = ()
+    ping_rows: Sequence[Mapping[str, Any]] = ()
+    """``ping_results`` from :data:`PING_LOOKBACK` before the window to its end: they bound
+    the addresses they reached (confirmation pings among them)."""
 
 
 @dataclass(slots=True)
@@ -117,7 +123,8 @@ def analyse_rows(data: WindowInput, context: AnalysisContext) -> WindowAnalysis:
     late = [d for d in DETECTORS if d not in BEFORE_HOP_VERDICTS]
     findings = detect_all(window, early)
     anycast = anycast_addresses(findings)
-    stages = hop_stage(paths, context.enricher, resolver, anycast)
+    stages = hop_stage(paths, context.enricher, resolver, anycast,
+                       ping_observations(data.ping_rows, resolver))
     evidence, vantages = evidence_from_stages((s.path, s.vantage, s.hops) for s in stages)
     window.evidence = evidence
     for key, vantage in vantages.items():
@@ -128,6 +135,18 @@ def analyse_rows(data: WindowInput, context: AnalysisContext) -> WindowAnalysis:
         result.home_set = home_set(result.vantage, result.path.vantage_point, context.verdicts)
         result.applications = addresses.applications_of(result.path)
     return WindowAnalysis(data.start, data.end, results, findings, vantages, addresses, anycast)
+
+
+PING_LOOKBACK = dt.timedelta(days=1)
+"""Pings this long before a window bound the addresses of its paths (a confirmation ping
+answers after the window that asked for it)."""
+PINGS_SQL = """
+SELECT measurement_id, probe_id, timestamp, vantage_point, source_address,
+       destination_address, rtt_min_ms
+FROM ping_results FINAL
+WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+  AND rtt_min_ms IS NOT NULL
+"""
 
 
 def read_input(storage: Any, start: dt.datetime, end: dt.datetime,
@@ -145,7 +164,8 @@ def read_input(storage: Any, start: dt.datetime, end: dt.datetime,
         rows = storage.query(DNS_SQL, {"start": since, "end": end,
                                        "hostnames": hostnames}).as_dicts()
         found = resolutions(rows, hostnames)
-    return WindowInput(start, end, hop_rows, mda_rows, dns_rows, found)
+    pings = storage.query(PINGS_SQL, {"start": start - PING_LOOKBACK, "end": end}).as_dicts()
+    return WindowInput(start, end, hop_rows, mda_rows, dns_rows, found, pings)
 
 
 def split_input(data: WindowInput, window_s: int, period_s: float) -> dict[int, WindowInput]:
@@ -166,9 +186,12 @@ def split_input(data: WindowInput, window_s: int, period_s: float) -> dict[int, 
             continue
         found = [r for r in data.resolutions if window - period_s <= r.timestamp < window
                  + window_s]
+        lookback = PING_LOOKBACK.total_seconds()
+        pings = [r for r in data.ping_rows
+                 if window - lookback <= epoch_seconds(r["timestamp"]) < window + window_s]
         out[window] = WindowInput(start, start + dt.timedelta(seconds=window_s),
                                   hops.get(window, []), mdas.get(window, []),
-                                  dns.get(window, []), found)
+                                  dns.get(window, []), found, pings)
     return out
 
 
@@ -230,7 +253,25 @@ class WindowSummary:
 WindowStep = Callable[[WindowAnalysis, Bus | None], dict[str, Any]]
 """``(analysis, bus) -> summary``, run after the window's verdicts were stored and
 published; a step must not derive verdicts again (it reads ``analysis.results``)."""
-WINDOW_STEPS: dict[str, WindowStep] = {}
+_TRACKERS: weakref.WeakKeyDictionary[Bus, ConfirmationTracker] = weakref.WeakKeyDictionary()
+
+
+def confirmation_step(analysis: WindowAnalysis, bus: Bus | None) -> dict[str, Any]:
+    """Hops of home paths whose US claim rests on a geo database alone (physics allows it,
+    nothing proves it) -> confirmation requests on the bus (:mod:`consumers.confirm`; the
+    scheduler pings them within its daily credit budget, and the pings bound the hop in
+    later windows). One tracker per bus keeps the cool-down across windows."""
+    if bus is None:  # ``grenswacht ingest`` without a running process: nobody schedules
+        return {"requests": 0}
+    tracker = _TRACKERS.get(bus)
+    if tracker is None:
+        tracker = _TRACKERS[bus] = ConfirmationTracker(bus)
+    hops = [HopObservation(hop) for result in analysis.results if result.home_set
+            for hop in result.hops]
+    return {"requests": len(tracker.offer(hops, anycast=analysis.anycast))}
+
+
+WINDOW_STEPS: dict[str, WindowStep] = {"confirm": confirmation_step}
 
 
 def analyse_window(storage: Any, bus: Bus | None, start: dt.datetime, end: dt.datetime,

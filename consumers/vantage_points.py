@@ -31,6 +31,7 @@ from consumers.storage import Storage
 from schemas import topics
 from schemas.bus import Bus, Message, next_offsets
 from schemas.errors import BusError, StorageError
+from schemas.store import Store
 from schemas.vantage import AtlasProbeMetadata
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class VantagePointConsumer:
                 self.bus.seek_to_committed()
 
 
-def refresh_registry(registry: VantageRegistry, storage: Storage) -> int:
+def refresh_registry(registry: VantageRegistry, storage: Store) -> int:
     """Load the stored, fetched Atlas probe positions into ``registry``; return how many."""
     rows = storage.query(STORED_SQL).as_dicts()
     registry.add_stored(rows)

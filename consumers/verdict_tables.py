@@ -50,16 +50,17 @@ def vantage_columns(vantages: Iterable[Vantage], computed: dt.datetime,
                     fetched: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
     """``fetched``: vantage key -> when the probe API answered (``consumers.vantage_points``)."""
     found = fetched or {}
-    return _columns(("vantage_key", "latitude", "longitude", "uncertainty_km", "country",
-                     "basis", "confidence", "computed_at", "fetched_at"),
-                    ((v.key, v.latitude, v.longitude, v.uncertainty_km, v.country, v.basis,
-                      v.confidence, computed, found.get(v.key)) for v in vantages))
+    return _columns(("vantage_key", "latitude", "longitude", "uncertainty_km", "area",
+                     "country", "basis", "confidence", "computed_at", "fetched_at"),
+                    ((v.key, v.latitude, v.longitude, v.uncertainty_km, v.area, v.country,
+                      v.basis, v.confidence, computed, found.get(v.key)) for v in vantages))
 
 
 HOP_COLUMNS = (
     "source", "measurement_id", "probe_id", "timestamp", "destination_address", "hop",
     "reply_address", "vantage_key", "rtt_ms", "physical_country", "physical_confidence",
-    "us_possible", "bound_km", "us_distance_km", "has_correction", "corrections",
+    "physical_bloc", "physical_basis", "candidate_countries", "us_possible", "bound_km",
+    "us_distance_km", "has_correction", "corrections",
     "legal_operator", "legal_parent", "legal_country", "legal_confidence", "cloud_act",
     "asn", "as_name", "evidence", "dataset_versions", "computed_at")
 
@@ -75,7 +76,8 @@ def hop_columns(results: Sequence[PathResult], computed: dt.datetime) -> dict[st
                     _datetime(path.timestamp), path.destination_address,
                     min(hop.record.hop, 255), hop.record.address,
                     _vantage_key(result), hop.record.rtt_ms,
-                    physical.country, physical.confidence, physical.us_possible,
+                    physical.country, physical.confidence, physical.bloc, physical.basis,
+                    list(physical.candidates), physical.us_possible,
                     bound.bound_km if bound else None, bound.us_distance_km if bound else None,
                     bool(physical.corrections), list(physical.corrections), legal.operator,
                     legal.parent, legal.country, legal.confidence, legal.cloud_act, legal.asn,
@@ -89,7 +91,8 @@ def hop_columns(results: Sequence[PathResult], computed: dt.datetime) -> dict[st
 PATH_COLUMNS = (
     "source", "measurement_id", "probe_id", "timestamp", "destination_address",
     "destination_name", "vantage_key", "verdict", "confidence", "destination_country",
-    "destination_operator", "legal_country", "us_hops", "correction_count", "reasons",
+    "destination_bloc", "destination_basis", "destination_operator", "legal_country",
+    "us_hops", "correction_count", "end_to_end_refutations", "reasons",
     "evidence", "dataset_versions", "computed_at", "home_set", "anycast", "flow_id", "kind",
     "applications", "why", "destination_rtt_ms", "pipeline")
 
@@ -100,10 +103,12 @@ def path_columns(results: Sequence[PathResult], computed: dt.datetime,
         (r.path.source, r.path.measurement_id, r.path.probe_id, _datetime(r.path.timestamp),
          r.path.destination_address, r.path.destination_name, _vantage_key(r),
          r.verdict.verdict, r.verdict.confidence,
-         r.verdict.destination.physical.country, r.verdict.destination.legal.operator,
+         r.verdict.destination.physical.country, r.verdict.destination.physical.bloc,
+         r.verdict.destination.physical.basis, r.verdict.destination.legal.operator,
          r.verdict.destination.legal.country,
          [f"{h.record.hop}:{h.record.address}" for h in r.verdict.us_hops],
-         r.verdict.corrections, list(r.verdict.reasons), json.dumps(r.verdict.as_dict()),
+         r.verdict.corrections, len(r.verdict.refutations), list(r.verdict.reasons),
+         json.dumps(r.verdict.as_dict()),
          r.verdict.destination.dataset_versions, computed, r.home_set, r.verdict.anycast,
          r.path.paris_id, r.path.kind, list(r.applications), r.verdict.why,
          r.verdict.destination.record.rtt_ms, pipeline)

@@ -31,8 +31,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from consumers.enrich.hops import HopVerdict
+from consumers.enrich.countries import BLOC_EU_EEA, EU_EEA
+from consumers.enrich.hops import BASIS_PHYSICS, HopVerdict
 from consumers.enrich.legal import LegalVerdict
+
+__all__ = ["EU_EEA"]  # re-exported: the blocs live with the country shapes
 
 HOSTED_IN_US = "hosted_in_us"
 ROUTED_VIA_US = "routed_via_us"
@@ -63,11 +66,6 @@ FORWARD_ONLY_NOTE = (
     "not measured and can differ."
 )
 
-# EU member states + the EEA (GDPR applies); Switzerland and the UK are "elsewhere".
-EU_EEA = frozenset(
-    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE "
-    "IS LI NO".split()
-)
 
 _RANK = {"high": 3, "medium": 2, "low": 1, "none": 0}
 
@@ -91,6 +89,7 @@ class PathVerdict:
     confidence: str
     anycast: bool = False
     why: str = ""  # one line for people (docs/verdicts.md)
+    refutations: tuple[dict[str, Any], ...] = ()  # end-to-end constraints that refuted a hop
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +102,7 @@ class PathVerdict:
             "destination": self.destination.as_dict(),
             "us_hops": [hop.as_dict() for hop in self.us_hops],
             "corrections": self.corrections,
+            "end_to_end": list(self.refutations),
             "note": FORWARD_ONLY_NOTE,
         }
 
@@ -126,54 +126,67 @@ def classify_path(
     destination = _with_named_operator(destination, named_operator)
     us_hops = tuple(hop for hop in hops if hop.physical.is_us)
     corrections = sum(len(hop.physical.corrections) for hop in (*hops, destination))
+    refutations = tuple(hop.physical.refutation.as_dict() for hop in (*hops, destination)
+                        if hop.physical.refutation is not None)
     physical = destination.physical
     legal = destination.legal
     reasons: list[str] = []
+    where = physical.where
     if physical.is_us:
         verdict = HOSTED_IN_US
-        reasons.append(f"destination {destination.record.address} is placed in the US by "
-                       f"{_source_names(destination)} and physics allows it")
+        reasons.append(f"destination {destination.record.address} is placed in {where} by "
+                       f"{_source_names(destination)}" + ("" if physical.basis == BASIS_PHYSICS
+                                                          else " and physics allows it"))
     elif us_hops:
         verdict = ROUTED_VIA_US
         reasons.extend(
             f"hop {hop.record.hop} ({hop.record.address}, {hop.record.rtt_ms} ms) is placed in "
-            f"the US by {_source_names(hop)} and physics allows it" for hop in us_hops
+            f"{hop.physical.where} by {_source_names(hop)}"
+            + ("" if hop.physical.basis == BASIS_PHYSICS else " and physics allows it")
+            for hop in us_hops
         )
-    elif not physical.country:
+    elif not physical.bloc:
         verdict = UNKNOWN
         reasons.append(f"no source places destination {destination.record.address}"
                        + (f" ({physical.note})" if physical.note else ""))
-    elif physical.country in EU_EEA:
+    elif physical.bloc == BLOC_EU_EEA:
         if legal.country == "US":
             verdict = US_OPERATED_IN_EU
-            reasons.append(f"hosted in {physical.country}, operated by {legal.operator} "
+            reasons.append(f"hosted in {where}, operated by {legal.operator} "
                            f"whose parent {legal.parent or legal.operator} is in the US")
         elif legal.country in EU_EEA:
             verdict = EU_HOSTED_EU_OPERATED
-            reasons.append(f"hosted in {physical.country}, operated by {legal.operator} "
+            reasons.append(f"hosted in {where}, operated by {legal.operator} "
                            f"({legal.country})")
         elif legal.country:
             verdict = ELSEWHERE
-            reasons.append(f"hosted in {physical.country}, operated from {legal.country}")
+            reasons.append(f"hosted in {where}, operated from {legal.country}")
         else:
             verdict = UNKNOWN
-            reasons.append(f"hosted in {physical.country}, operator unknown")
+            reasons.append(f"hosted in {where}, operator unknown")
     else:
         verdict = ELSEWHERE
-        reasons.append(f"destination is in {physical.country}")
+        reasons.append(f"destination is in {where}")
     if anycast:
         reasons.append("anycast (path-graph finding): placed by this vantage point's own RTT, "
                        "the site it reaches")
+    if physical.basis == BASIS_PHYSICS and not physical.is_us:
+        reasons.append(f"located by physics alone: {physical.note}")
     if corrections:
-        reasons.append(f"{corrections} geo-database claim(s) of a US location were "
-                       "contradicted by RTT physics and corrected")
+        reasons.append(f"{corrections} geo-database claim(s) were contradicted by RTT physics "
+                       "and corrected")
+    reasons.extend(f"hop {r['claimed_hop']} ({r['claimed_address']}) is not in the US: hop "
+                   f"{r['later_hop']} answered within {r['later_rtt_ms']} ms, a detour through "
+                   f"the US needs at least {r['required_ms']} ms" for r in refutations)
     confidence = _path_confidence(verdict, destination, us_hops)
     why = path_why(verdict, destination, us_hops, anycast=anycast)
     return PathVerdict(verdict, destination, us_hops, corrections, tuple(reasons), confidence,
-                       anycast, why)
+                       anycast, why, refutations)
 
 
 def _source_names(hop: HopVerdict) -> str:
+    if hop.physical.basis == BASIS_PHYSICS:
+        return "physics (the intersection of its RTT discs)"
     names = sorted({c.source for c in hop.physical.sources if c.country == hop.physical.country})
     return ", ".join(names) or "no source"
 
@@ -220,7 +233,7 @@ def path_why(verdict: str, destination: HopVerdict, us_hops: Sequence[HopVerdict
     if verdict == UNKNOWN:
         return (f"cannot be placed: {destination.record.address}"
                 + (f" ({physical.note})" if physical.note else ""))
-    where = f"hosted in {site}{physical.country} — {_physics_words(destination)}"
+    where = f"hosted in {site}{physical.where} — {_physics_words(destination)}"
     if verdict == US_OPERATED_IN_EU:
         return f"US-operated ({_operator_words(legal)}, CLOUD Act); {where}"
     if verdict == EU_HOSTED_EU_OPERATED:

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "grenswacht.commands.consume",
     "grenswacht.commands.graph",
     "grenswacht.commands.alerts",
+    "grenswacht.commands.report",
 )
 
 app = typer.Typer(

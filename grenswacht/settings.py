@@ -33,6 +33,7 @@ from schemas.topics import MAX_MESSAGE_BYTES
 
 
 def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/grenswacht` (`~/.local/share/grenswacht` when XDG_DATA_HOME is unset)"""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "grenswacht"
 

@@ -73,6 +73,9 @@ class Application(_Strict):
     vantage_sets: list[str] | None = Field(
         None, description="Vantage sets that measure this application (default: all)."
     )
+    measure: bool = Field(
+        True, description="False: the scheduler plans no measurement and no probe task for it; "
+        "its verdicts come from results ingested otherwise (e.g. the bundled example results).")
 
 
 class AtlasVantageSet(_Strict):

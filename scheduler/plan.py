@@ -131,7 +131,7 @@ def wanted_measurements(inventory: Inventory) -> list[MeasurementSpec]:
     m = inventory.measurements
     by_target: dict[tuple[str, str], list[tuple[str, Criticality]]] = {}
     all_sets = [v.name for v in inventory.vantage_sets if isinstance(v, AtlasVantageSet)]
-    for app in inventory.applications:
+    for app in (a for a in inventory.applications if a.measure):
         for set_name in app.vantage_sets or all_sets:
             if not isinstance(inventory.vantage_set(set_name), AtlasVantageSet):
                 continue

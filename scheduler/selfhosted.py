@@ -116,7 +116,7 @@ def wanted_task_series(inventory: Inventory) -> list[TaskSeries]:
     sh = m.self_hosted
     all_sets = [v.name for v in inventory.vantage_sets]
     users: dict[tuple[str, str, str], list[tuple[str, Criticality]]] = {}
-    for app in inventory.applications:
+    for app in (a for a in inventory.applications if a.measure):
         for set_name in app.vantage_sets or all_sets:
             vset = inventory.vantage_set(set_name)
             if not isinstance(vset, SelfHostedVantageSet):

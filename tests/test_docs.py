@@ -23,6 +23,18 @@ def test_settings_doc_is_generated_from_the_settings() -> None:
     assert result.returncode == 0, result.stdout
 
 
+def test_settings_doc_shows_real_defaults() -> None:
+    """Defaults are values or words, never this machine's paths or pydantic internals."""
+    text = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    for wrong in ("PydanticUndefined", "(list)", "(dict)", "(computed)", "pydantic.",
+                  "Optional", "(default_data_dir)", str(Path.home()) + "/"):
+        assert wrong not in text, wrong
+    assert "| `data_dir` | path | `$XDG_DATA_HOME/grenswacht`" in text
+    assert '| `server.allowed_hosts` | list[str] | `[]` |' in text
+    assert '"normal": "warning"' in text  # a factory's value, not its name
+    assert "| `jurisdiction.vantage_points[].name` | str | required |" in text
+
+
 def test_every_topic_is_documented() -> None:
     for topic in topics.ALL_TOPICS:
         assert f"`{topic}`" in DOCS, topic

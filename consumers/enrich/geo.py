@@ -60,8 +60,10 @@ class GeoSource(Protocol):
     def lookup(self, address: str) -> GeoClaim | None: ...
 
 
+@lru_cache(maxsize=1 << 17)
 def is_public(address: str) -> bool:
-    """False for private, loopback, link-local, shared (CGN) and other non-global space."""
+    """False for private, loopback, link-local, shared (CGN) and other non-global space
+    (cached: every reply address is asked about several times per window)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -7,8 +7,10 @@ Three ways, best first:
    (``/api/v2/probes/?id__in=…`` lists, saved as JSON); Atlas hosts place their probe on a
    map, so we allow 10 km;
 3. **geo lookup of the probe's public address** — country only, so the vantage point is
-   anywhere in a disc covering that country (``data/country_discs.json``); the disc radius
-   becomes the position uncertainty. Lower confidence, still sound.
+   anywhere in that country's shape (Natural Earth, ``countries.py``): ``area`` names the
+   country, distances are measured from its shape, and a disc covering the shape gives
+   the centre and the position uncertainty where a disc is needed. Lower confidence,
+   still sound.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from consumers.enrich.countries import country_outline
 from consumers.enrich.geo import GeoSource
 from schemas.errors import ConfigError
 
@@ -39,18 +41,17 @@ class Vantage:
     country: str
     basis: str  # "self-hosted configuration" | "RIPE Atlas probe metadata" | "geo lookup ..."
     confidence: str  # high | medium | low
+    area: str = ""  # known only by country: anywhere in this ISO code's shape
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @cache
-def country_discs() -> dict[str, tuple[float, float, float]]:
-    text = (resources.files("consumers.enrich") / "data" / "country_discs.json").read_text(
-        encoding="utf-8"
-    )
-    document = json.loads(text)
-    return {cc: (float(v[0]), float(v[1]), float(v[2])) for cc, v in document["countries"].items()}
+def country_disc(code: str) -> tuple[float, float, float] | None:
+    """(latitude, longitude, radius_km) of a disc covering the country's shape."""
+    outline = country_outline(code) if code else None
+    return outline.covering_cap() if outline is not None else None
 
 
 def vantage_key(probe_id: int, vantage_point: str) -> str:
@@ -139,7 +140,7 @@ class VantageRegistry:
         if found is not None and found.key != vantage_key(probe_id, vantage_point):
             found = Vantage(vantage_key(probe_id, vantage_point), found.latitude,
                             found.longitude, found.uncertainty_km, found.country, found.basis,
-                            found.confidence)
+                            found.confidence, found.area)
         return found
 
     def _by_address(self, key: str, address: str) -> Vantage | None:
@@ -153,9 +154,9 @@ class VantageRegistry:
                                max(claim.accuracy_km or 0.0, 50.0) * 2, claim.country,
                                f"geo lookup of public address {address} ({source.version})",
                                "low")
-            disc = country_discs().get(claim.country)
+            disc = country_disc(claim.country)
             if disc is not None:
                 return Vantage(key, disc[0], disc[1], disc[2], claim.country,
                                f"geo lookup of public address {address}: country "
-                               f"{claim.country} ({source.version})", "low")
+                               f"{claim.country} ({source.version})", "low", claim.country)
         return None

@@ -25,10 +25,16 @@ from typing import Any
 
 import networkx as nx
 
+from consumers.enrich.countries import BLOC_US, bloc
 from consumers.enrich.vantage import Vantage, vantage_key
 from schemas.normalize import epoch_seconds
 
 TraceKey = tuple[str, int, int, int, str]  # source, measurement, probe, epoch, destination
+
+
+def is_us_country(code: str) -> bool:
+    """True for the US and its territories (PR, GU, VI, …: ``consumers.enrich.countries``)."""
+    return bloc(code) == BLOC_US
 
 
 epoch = epoch_seconds  # the one conversion of row timestamps (schemas/normalize.py)
@@ -319,7 +325,7 @@ def annotate(graph: nx.DiGraph, evidence: Mapping[str, HopEvidence]) -> None:
         data["legal_operator"] = found.legal_operator if found else ""
         data["legal_parent"] = found.legal_parent if found else ""
         data["cloud_act"] = bool(found and found.cloud_act)
-        data["is_us"] = bool(found and found.physical_country == "US")
+        data["is_us"] = bool(found and is_us_country(found.physical_country))
     for _a, _b, data in graph.edges(data=True):
         rtts = data.get("rtts") or []
         data["rtt_min_ms"] = min(rtts) if rtts else None
@@ -370,7 +376,8 @@ class Window:
         out: dict[str, HopEvidence] = {}
         for (_key, _hop, address), found in self.evidence.items():
             known = out.get(address)
-            if known is None or (found.physical_country == "US" != known.physical_country):
+            if known is None or (is_us_country(found.physical_country)
+                                  and not is_us_country(known.physical_country)):
                 out[address] = found
         return out
 

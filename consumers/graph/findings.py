@@ -67,15 +67,17 @@ SELECT finding_id, kind, destination_address, subject, destination_name, applica
        vantage_keys, window_start, window_end, confidence, summary, evidence
 FROM findings FINAL
 WHERE (empty({kinds:Array(String)}) OR kind IN {kinds:Array(String)})
+  AND ({subject:String} = '' OR subject = {subject:String})
 ORDER BY window_end DESC, kind, destination_address, subject
 LIMIT {limit:UInt32}
 """
 
 
 def read_findings(storage: _Storage, kinds: Sequence[str] = (),
-                  limit: int = 1000) -> list[Finding]:
-    """Stored findings, newest window first."""
-    rows = storage.query(_READ_SQL, {"kinds": list(kinds), "limit": limit}).as_dicts()
+                  limit: int = 1000, subject: str = "") -> list[Finding]:
+    """Stored findings, newest window first (only those about ``subject`` if given)."""
+    rows = storage.query(_READ_SQL, {"kinds": list(kinds), "limit": limit,
+                                     "subject": subject}).as_dicts()
     out = []
     for row in rows:
         row["evidence"] = json.loads(row["evidence"] or "{}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from consumers.graph.build import HopEvidence, Trace, Window
+from consumers.graph.build import HopEvidence, Trace, Window, is_us_country
 from consumers.verdicts import EU_EEA
 from schemas.findings import Finding, finding_id
 
@@ -22,7 +22,7 @@ EUROPE = EU_EEA | frozenset("GB CH RS BA ME MK AL MD UA XK AD MC SM VA".split())
 
 
 def _is_us(found: HopEvidence) -> bool:
-    return found.physical_country == "US" and found.us_possible is not False
+    return is_us_country(found.physical_country) and found.us_possible is not False
 
 
 def path_countries(trace: Trace, window: Window) -> list[tuple[int, str, HopEvidence]]:

@@ -67,7 +67,7 @@ WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
   AND (empty({destinations:Array(String)}) OR destination_address IN {destinations:Array(String)})
 """
 _VANTAGE_SQL = """
-SELECT vantage_key, latitude, longitude, uncertainty_km, country, basis, confidence
+SELECT vantage_key, latitude, longitude, uncertainty_km, country, basis, confidence, area
 FROM vantage_points FINAL
 """
 
@@ -178,7 +178,8 @@ def stored_vantages(storage: _Storage) -> dict[str, Vantage]:
     return {str(row["vantage_key"]): Vantage(
         str(row["vantage_key"]), float(row["latitude"]), float(row["longitude"]),
         float(row["uncertainty_km"]), str(row["country"]), str(row["basis"]),
-        str(row["confidence"])) for row in storage.query(_VANTAGE_SQL).as_dicts()}
+        str(row["confidence"]), str(row.get("area") or ""))
+        for row in storage.query(_VANTAGE_SQL).as_dicts()}
 
 
 def read_window(

@@ -8,7 +8,6 @@ endpoint when one is up, else the store itself); ``ack`` records who acknowledge
 from __future__ import annotations
 
 import getpass
-import json
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +19,7 @@ from grenswacht.commands.common import (
     fail,
     open_cli_store,
 )
-from grenswacht.render import OutputFormat, print_rows
+from grenswacht.render import OutputFormat, print_json, print_rows, say
 from grenswacht.store import acknowledge_alert
 from schemas.alerts import Alert
 from schemas.errors import GrenswachtError
@@ -74,7 +73,8 @@ def show(
     storage: StorageOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """One alert: before and after, the confirmation and the evidence."""
+    """One alert: before and after, the confirmation and the evidence (CSV: the evidence
+    rows; JSON: the whole alert)."""
     _columns, rows = _query("SELECT alert FROM alerts FINAL WHERE startsWith(alert_id, "
                             "{prefix:String}) ORDER BY alert_id LIMIT 2", storage,
                             {"prefix": alert_id})
@@ -84,34 +84,34 @@ def show(
     _cols, acks = _query("SELECT acknowledged_at, acknowledged_by, comment FROM alert_acks "
                          "FINAL WHERE alert_id = {alert_id:String}", storage,
                          {"alert_id": alert.alert_id})
-    if fmt is not OutputFormat.table:
+    evidence_columns = ["change", "vantage point", "msm", "timestamp", "paris_id", "hop",
+                        "address", "rtt_ms", "bound_km", "us_km", "sources"]
+    evidence = [[e.change, e.vantage_point, e.result.measurement_id, e.result.timestamp,
+                 e.result.paris_id, e.hop, e.address, e.rtt_ms, e.bound_km,
+                 e.us_distance_km, "; ".join(e.sources)] for e in alert.evidence]
+    if fmt is OutputFormat.json:
         document = alert.model_dump(mode="json")
         document["acknowledged"] = (
             {"at": str(acks[0][0]), "by": acks[0][1], "comment": acks[0][2]} if acks else None)
-        print(json.dumps(document, indent=2))
+        print_json(console, document)
         return
-    console.print(f"[bold]{alert.summary}[/]", highlight=False)
-    console.print(f"alert {alert.alert_id} v{alert.version}: {alert.state}, severity "
-                  f"{alert.severity}, first seen {alert.first_seen}, last seen "
-                  f"{alert.last_seen}" + (f", resolved {alert.resolved_at}"
-                                          if alert.resolved_at else ""), highlight=False)
+    if fmt is OutputFormat.csv:  # the evidence, one row per reply that changed
+        print_rows(console, evidence_columns, evidence, fmt)
+        return
+    say(console, alert.summary, style="bold")
+    say(console, f"alert {alert.alert_id} v{alert.version}: {alert.state}, severity "
+        f"{alert.severity}, first seen {alert.first_seen}, last seen {alert.last_seen}"
+        + (f", resolved {alert.resolved_at}" if alert.resolved_at else ""))
     if alert.municipalities:
-        console.print("municipalities: " + ", ".join(alert.municipalities), highlight=False)
+        say(console, "municipalities: " + ", ".join(alert.municipalities))
     for label, value in (("before", alert.before), ("after", alert.after)):
-        console.print(f"{label}: verdict {value.verdict}; physically "
-                      f"{', '.join(value.physical) or '?'}; law of "
-                      f"{', '.join(value.legal) or '?'}", highlight=False)
-    console.print(f"confirmed: {alert.confirmation.rule}", highlight=False)
-    rows_out = [[e.change, e.vantage_point, e.result.measurement_id, str(e.result.timestamp),
-                 e.result.paris_id, e.hop, e.address, e.rtt_ms, e.bound_km,
-                 e.us_distance_km, "; ".join(e.sources)] for e in alert.evidence]
-    print_rows(console, ["change", "vantage point", "msm", "timestamp", "paris_id", "hop",
-                         "address", "rtt_ms", "bound_km", "us_km", "sources"], rows_out,
-               OutputFormat.table, title="evidence")
+        say(console, f"{label}: verdict {value.verdict}; physically "
+            f"{', '.join(value.physical) or '?'}; law of {', '.join(value.legal) or '?'}")
+    say(console, f"confirmed: {alert.confirmation.rule}")
+    print_rows(console, evidence_columns, evidence, OutputFormat.table, title="evidence")
     if acks:
-        console.print(f"acknowledged by {acks[0][1]} at {acks[0][0]}: {acks[0][2]}",
-                      highlight=False)
-    console.print(alert.note, style="dim", highlight=False)
+        say(console, f"acknowledged by {acks[0][1]} at {acks[0][0]}: {acks[0][2]}")
+    say(console, alert.note, style="dim")
 
 
 @alerts_app.command("ack")
@@ -130,7 +130,7 @@ def ack(
         fail(str(exc))
     finally:
         store.close()
-    console.print(f"acknowledged {done['alert_id']} ({done['application']})", highlight=False)
+    say(console, f"acknowledged {done['alert_id']} ({done['application']})")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,10 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-import orjson
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from consumers.current import (
     ApplicationState,
@@ -25,7 +22,7 @@ from grenswacht.commands.common import (
     fail,
     open_cli_store,
 )
-from grenswacht.render import OutputFormat, print_rows
+from grenswacht.render import OutputFormat, print_json, print_rows, say
 from schemas.errors import GrenswachtError
 
 SHORT = {
@@ -45,17 +42,17 @@ def _period(state: ApplicationState) -> str:
     return f"{state.period_end:%Y-%m-%d %H:%M}"
 
 
-def _table(states: Sequence[ApplicationState]) -> Table:
-    table = Table(title=f"{len(states)} applications", show_lines=False)
-    for name in ("application", "verdict", "confidence", "shares of home paths", "VPs",
-                 "paths", "measured until (UTC)", "why"):
-        table.add_column(name, overflow="fold")
-    for s in states:
-        verdict = s.verdict if s.measured else "not measured"
-        table.add_row(*(escape(str(v)) for v in (
-            s.application, verdict, s.confidence if s.measured else "", _shares(s),
-            len(s.vantage_points) or "", s.paths or "", _period(s), s.why)))
-    return table
+TABLE_COLUMNS = ("application", "verdict", "confidence", "shares of home paths", "VPs",
+                 "paths", "measured until (UTC)", "why")
+OPTIONAL_COLUMNS = ("measured until (UTC)", "VPs", "paths", "shares of home paths")
+"""Left out, in this order, where the table would not fit (80 columns keep the first four
+and why)."""
+
+
+def _rows(states: Sequence[ApplicationState]) -> list[list[object]]:
+    return [[s.application, s.verdict if s.measured else "not measured",
+             s.confidence if s.measured else "", _shares(s), len(s.vantage_points) or "",
+             s.paths or "", _period(s), s.why] for s in states]
 
 
 def apps(
@@ -76,7 +73,7 @@ def apps(
     if municipality and not states:
         fail(f"no application of municipality {municipality!r} in the inventory")
     if fmt is OutputFormat.json:
-        print(_json(states))
+        print_json(console, [s.as_dict() for s in states])
         return
     if fmt is OutputFormat.csv:
         columns = ["application", "verdict", "confidence", "shares", "vantage_points",
@@ -90,16 +87,12 @@ def apps(
 
 def print_apps(states: Sequence[ApplicationState]) -> None:
     """The table, the shares per municipality and the forward-paths note."""
-    console.print(_table(states))
+    print_rows(console, TABLE_COLUMNS, _rows(states), OutputFormat.table,
+               title=f"{len(states)} applications", optional=OPTIONAL_COLUMNS)
     for name, shares in shares_by_municipality(states).items():
         line = ", ".join(f"{DESCRIPTIONS[k].split(' (')[0]} {v:.1%}" for k, v in shares.items())
-        console.print(f"{escape(name or '(no municipality)')}: {escape(line)}",
-                      highlight=False, soft_wrap=True)
-    console.print(FORWARD_ONLY_NOTE, style="dim", highlight=False)
-
-
-def _json(states: Sequence[ApplicationState]) -> str:
-    return orjson.dumps([s.as_dict() for s in states], option=orjson.OPT_INDENT_2).decode()
+        say(console, f"{name or '(no municipality)'}: {line}")
+    say(console, FORWARD_ONLY_NOTE, style="dim")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, NoReturn
 import orjson
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from consumers.storage import Storage
 from grenswacht.render import OutputFormat
@@ -98,6 +98,6 @@ def bus_options(cfg: Settings) -> dict[str, Any]:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False,
+    err_console.print(Text.assemble(("error:", "bold red"), " ", redact(message)),
                       soft_wrap=True)
     raise typer.Exit(code)

@@ -18,6 +18,7 @@ import typer
 
 from grenswacht.commands.common import StorageOption, console, fail, settings
 from grenswacht.health import serve
+from grenswacht.render import print_json, say
 from schemas.errors import GrenswachtError
 from schemas.redact import redact
 
@@ -60,8 +61,8 @@ def ingest(
         signal.signal(sig, lambda *_: stop.set())
     if exit_when_idle is None:
         serve(cfg.metrics, lambda: not stop.is_set())
-    console.print(f"consume ingest: bus {redact(cfg.bus)}, store {redact(cfg.storage_dsn)}, "
-                  f"group {consumer.group}", highlight=False)
+    say(console, f"consume ingest: bus {redact(cfg.bus)}, store {redact(cfg.storage_dsn)}, "
+        f"group {consumer.group}")
     try:
         if exit_when_idle is None:
             consumer.run(stop)
@@ -81,9 +82,9 @@ def ingest(
         try:
             transport.close()
         except GrenswachtError as exc:
-            console.print(f"closing the bus: {exc}", highlight=False)
+            say(console, f"closing the bus: {redact(str(exc))}")
     stats = consumer.stats.as_dict()
-    console.print_json(data=stats)
+    print_json(console, stats)
 
 
 BusOption = Annotated[
@@ -109,12 +110,11 @@ def _run_component(name: str, bus: str | None, storage: str | None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     serve(cfg.metrics, lambda: name not in app.errors)
-    console.print(f"consume {name}: bus {redact(cfg.bus)}, store {redact(app.storage.dsn)}",
-                  highlight=False)
+    say(console, f"consume {name}: bus {redact(cfg.bus)}, store {redact(app.storage.dsn)}")
     stop.wait()
     status = app.components[name].status()
     app.stop()
-    console.print_json(data=status)
+    print_json(console, status)
 
 
 @consume_app.command("enrich")

@@ -38,7 +38,7 @@ from grenswacht.commands.common import (
     settings,
 )
 from grenswacht.files import ReadLimits, expand_paths, file_size, read_results
-from grenswacht.render import OutputFormat, print_rows
+from grenswacht.render import OutputFormat, flatten, print_json, print_rows, say
 from grenswacht.settings import Settings
 from grenswacht.store import RemoteStore
 from schemas import topics
@@ -297,13 +297,12 @@ def run(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    console.print(f"grenswacht run: store {redact(cfg.storage_dsn)}, bus {redact(cfg.bus)}, "
-                  f"endpoint {app.url}, components {', '.join(app.components)}",
-                  highlight=False)
+    say(console, f"grenswacht run: store {redact(cfg.storage_dsn)}, bus {redact(cfg.bus)}, "
+        f"endpoint {app.url}, components {', '.join(app.components)}")
     if app.token is not None:
         made = "generated now, " if app.token.created else ""
-        console.print(f"endpoint token: {made}in {app.token.source} (send it as "
-                      "`Authorization: Bearer <token>`; docs/security.md)", highlight=False)
+        say(console, f"endpoint token: {made}in {app.token.source} (send it as "
+            "`Authorization: Bearer <token>`; docs/security.md)")
     if preload:
         files = expand_paths(preload)
         limits = cfg.ingest.read_limits()
@@ -320,8 +319,9 @@ def run(
                 app.ingest(chunk)
         console.print(f"queued {len(files)} file(s) for ingest")
     _print_current(app)
-    console.print(f"endpoint: {app.url}  (status: {app.url}/status; `grenswacht apps`, "
-                  "`grenswacht sql` and the other commands talk to it)", highlight=False)
+    console.print(f"web UI: {app.url}/  (open it in a browser; status: {app.url}/status; "
+                  "`grenswacht apps`, `grenswacht sql` and the other commands talk to it)",
+                  highlight=False)
     console.print("press Ctrl-C to stop")
     stop.wait()
     console.print("stopping…")
@@ -360,7 +360,9 @@ def migrate(
 
 
 def status(fmt: FormatOption = OutputFormat.table) -> None:
-    """Show the running embedded process: components, counters, lag."""
+    """Show the running embedded process: components, counters, lag (table and CSV: one
+    `key, value` row per figure, nested keys joined with dots; JSON: a list holding the
+    status document, like `ingest -f json`)."""
     cfg = settings()
     client = local_endpoint(cfg)
     if client is None:
@@ -369,10 +371,10 @@ def status(fmt: FormatOption = OutputFormat.table) -> None:
         info = client.status()
     except GrenswachtError as exc:
         fail(str(exc))
-    if fmt is OutputFormat.table:
-        console.print_json(data=info)
+    if fmt is OutputFormat.json:
+        print_json(console, [info])
     else:
-        print_rows(console, list(info), [list(info.values())], fmt)
+        print_rows(console, ["key", "value"], flatten(info), fmt, title="grenswacht run")
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,6 @@ path graph of an application or destination as SVG / GraphML)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,11 +23,14 @@ from grenswacht.commands.common import (
     open_cli_store,
     settings,
 )
-from grenswacht.render import OutputFormat, print_rows
+from grenswacht.render import OutputFormat, print_json, print_rows, say
 from schemas.errors import GrenswachtError
 from schemas.findings import FINDING_KINDS, Finding
 
 COLUMNS = ("kind", "confidence", "destination_address", "subject", "window_end", "summary")
+TABLE_COLUMNS = ("kind", "confidence", "subject", "window_end", "summary")
+"""The table leaves out ``destination_address`` (the subject names it, or it is a hop's
+finding on the way there) so the summary keeps room at 80 columns; CSV and JSON have all."""
 
 
 def _stored(kinds: list[str], storage: str | None) -> list[Finding]:
@@ -55,13 +57,17 @@ def findings(
     except GrenswachtError as exc:
         fail(str(exc))
     if fmt is OutputFormat.json:
-        print(json.dumps([f.model_dump(mode="json") for f in found], indent=2))
+        print_json(console, [f.model_dump(mode="json") for f in found])
         return
-    rows = [[f.kind, f.confidence, f.destination_address, f.subject,
-             f.window_end.isoformat(), f.summary] for f in found]
-    print_rows(console, COLUMNS, rows, fmt, title=f"{len(found)} findings")
-    if fmt is OutputFormat.table:
-        console.print(FORWARD_ONLY_NOTE, style="dim")
+    if fmt is OutputFormat.csv:
+        print_rows(console, COLUMNS, [[f.kind, f.confidence, f.destination_address, f.subject,
+                                       f.window_end, f.summary] for f in found], fmt)
+        return
+    rows = [[f.kind, f.confidence, f.subject, f"{f.window_end:%Y-%m-%d %H:%M}", f.summary]
+            for f in found]
+    print_rows(console, TABLE_COLUMNS, rows, fmt, title=f"{len(found)} findings",
+               optional=("window_end",))
+    say(console, FORWARD_ONLY_NOTE, style="dim")
 
 
 def _hostnames(store: Any, target: str) -> list[str]:
@@ -120,8 +126,8 @@ def graph(
         fail(str(exc))
     if graphml is not None:
         write_graphml(path_graph, graphml)
-    console.print(f"{path_graph.number_of_nodes()} nodes, {path_graph.number_of_edges()} "
-                  f"edges -> {', '.join(str(p) for p in (svg, png, graphml) if p)}")
+    say(console, f"{path_graph.number_of_nodes()} nodes, {path_graph.number_of_edges()} "
+        f"edges -> {', '.join(str(p) for p in (svg, png, graphml) if p)}")
 
 
 def register(app: typer.Typer) -> None:

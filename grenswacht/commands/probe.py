@@ -8,14 +8,16 @@ import threading
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from grenswacht.commands.common import console, err_console, fail, open_configured_bus, settings
+from grenswacht.render import OutputFormat, print_json, print_rows, say
 from probes.settings import ProbeSettings
 from schemas.errors import GrenswachtError
 from schemas.tasks import ProbeTask
 
-ProbeFormat = Annotated[str, typer.Option("--format", "-f", help="table or json.")]
+ProbeFormat = Annotated[OutputFormat, typer.Option(
+    "--format", "-f", help="table, csv (traceroute: one row per reply) or json (the "
+    "RIPE Atlas-format result).")]
 AllowOption = Annotated[
     list[str] | None,
     typer.Option("--allow", help="Network to allow as target for this run (repeatable)."),
@@ -43,50 +45,45 @@ def _run(task: ProbeTask, probe: ProbeSettings, allow: list[str] | None) -> list
         fail(str(exc))
 
 
-def _print_traceroute(result: dict[str, Any]) -> None:
-    table = Table(title=f"traceroute to {result['dst_name']} ({result['dst_addr']}), "
-                        f"{result['proto']} paris_id {result['paris_id']}")
-    table.add_column("hop", justify="right")
-    table.add_column("replies")
-    for hop in result["result"]:
-        cells = [
-            "*" if "x" in p else f"{p['from']} {p['rtt']:.3f} ms" + (f" !{p['err']}"
-                                                                     if "err" in p else "")
-            for p in hop["result"]
-        ]
-        table.add_row(str(hop["hop"]), "   ".join(cells))
-    console.print(table)
+def _print_traceroute(result: dict[str, Any], fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.csv:  # one row per reply
+        print_rows(console, ["hop", "reply", "from", "rtt_ms", "error"], [
+            [hop["hop"], index, p.get("from", ""), p.get("rtt"), p.get("err", "")]
+            for hop in result["result"] for index, p in enumerate(hop["result"])], fmt)
+        return
+    rows = [[hop["hop"], "   ".join(
+        "*" if "x" in p else f"{p['from']} {p['rtt']:.3f} ms" + (f" !{p['err']}"
+                                                                 if "err" in p else "")
+        for p in hop["result"])] for hop in result["result"]]
+    print_rows(console, ["hop", "replies"], rows, fmt,
+               title=f"traceroute to {result['dst_name']} ({result['dst_addr']}), "
+                     f"{result['proto']} paris_id {result['paris_id']}")
 
 
-def _print_mda(result: dict[str, Any]) -> None:
-    table = Table(title=f"MDA to {result['dst_addr']}: {result['probes_sent']} probes, "
-                        f"{result['flows_used']} flows, confidence {result['confidence']}, "
-                        f"seed {result['flow_seed']}, stopped: {result['stop_reason']}")
-    table.add_column("ttl", justify="right")
-    table.add_column("interface")
-    table.add_column("flows", justify="right")
-    for node in result["nodes"]:
-        table.add_row(str(node["ttl"]), node["address"] or "*", str(len(node["flow_ids"])))
-    console.print(table)
+def _print_mda(result: dict[str, Any], fmt: OutputFormat) -> None:
+    print_rows(console, ["ttl", "interface", "flows"],
+               [[node["ttl"], node["address"] or "*", len(node["flow_ids"])]
+                for node in result["nodes"]], fmt,
+               title=f"MDA to {result['dst_addr']}: {result['probes_sent']} probes, "
+                     f"{result['flows_used']} flows, confidence {result['confidence']}, "
+                     f"seed {result['flow_seed']}, stopped: {result['stop_reason']}")
 
 
-def _print_dns(result: dict[str, Any]) -> None:
+def _print_dns(result: dict[str, Any], fmt: OutputFormat) -> None:
     import base64
 
     import dns.message
 
-    table = Table(title=f"DNS {result['gw_query']['name']}")
-    for column in ("resolver", "rt ms", "answer"):
-        table.add_column(column)
-    entries = result.get("resultset") or [result]
-    for entry in entries:
+    rows: list[list[Any]] = []
+    for entry in result.get("resultset") or [result]:
         if "result" not in entry:
-            table.add_row(entry["dst_addr"], "", f"error: {entry.get('error')}")
+            rows.append([entry["dst_addr"], None, f"error: {entry.get('error')}"])
             continue
         message = dns.message.from_wire(base64.b64decode(entry["result"]["abuf"]))
         lines = [rrset.to_text() for rrset in message.answer] or [message.rcode().name]
-        table.add_row(entry["dst_addr"], f"{entry['result']['rt']:.3f}", "\n".join(lines))
-    console.print(table)
+        rows.append([entry["dst_addr"], round(entry["result"]["rt"], 3), "\n".join(lines)])
+    print_rows(console, ["resolver", "rt_ms", "answer"], rows, fmt,
+               title=f"DNS {result['gw_query']['name']}")
 
 
 def trace(
@@ -102,7 +99,7 @@ def trace(
         int | None, typer.Option(help="MDA: flow seed of an earlier run, to replay it.")
     ] = None,
     netns: NetnsOption = None,
-    output: ProbeFormat = "table",
+    output: ProbeFormat = OutputFormat.table,
 ) -> None:
     """Paris traceroute (or MDA) to DESTINATION; prints the Atlas-format result."""
     if protocol not in ("udp", "icmp", "tcp") or af not in (4, 6):
@@ -119,12 +116,12 @@ def trace(
     # the operator sets the limits themselves (a task on the bus may only ask for less)
     probe = _probe_settings(netns, timeout_s=timeout, mda_confidence=confidence)
     [result] = _run(task, probe, allow)
-    if output == "json":
-        console.print_json(json.dumps(result))
+    if output is OutputFormat.json:
+        print_json(console, result)
     elif mda:
-        _print_mda(result)
+        _print_mda(result, output)
     else:
-        _print_traceroute(result)
+        _print_traceroute(result, output)
 
 
 def dns_command(
@@ -139,7 +136,7 @@ def dns_command(
     port: Annotated[int, typer.Option("--port", help="Resolver port.")] = 53,
     allow: AllowOption = None,
     netns: NetnsOption = None,
-    output: ProbeFormat = "table",
+    output: ProbeFormat = OutputFormat.table,
 ) -> None:
     """Resolve NAME from this vantage point; prints the Atlas-format DNS result."""
     options: dict[str, Any] = {"query_types": query_type or ["A", "AAAA"], "port": port}
@@ -148,10 +145,10 @@ def dns_command(
     task = ProbeTask(task_id="cli", kind="dns", target=name,
                      protocol="tcp" if tcp else "udp", options=options)
     [result] = _run(task, _probe_settings(netns), allow)
-    if output == "json":
-        console.print_json(json.dumps(result))
+    if output is OutputFormat.json:
+        print_json(console, result)
     else:
-        _print_dns(result)
+        _print_dns(result, output)
 
 
 def run(
@@ -180,12 +177,12 @@ def run(
         reporter.start()
         agent.run_forever(stop)
     agent.close()
-    console.print_json(json.dumps(agent.health()))
+    print_json(console, agent.health())
 
 
 def _report(agent: Any, stop: threading.Event) -> None:
     while not stop.wait(agent.settings.health_interval_s):
-        err_console.print(f"health: {json.dumps(agent.health())}", highlight=False)
+        say(err_console, f"health: {json.dumps(agent.health())}")
 
 
 def register(app: typer.Typer) -> None:

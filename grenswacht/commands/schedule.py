@@ -11,26 +11,29 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from grenswacht.render import OutputFormat, print_rows, say
 from scheduler.plan import MEASUREMENTS_PATH, Plan
 from scheduler.selfhosted import TaskSeries
 from scheduler.settings import AtlasSettings
 from schemas.errors import GrenswachtError
+from schemas.redact import redact
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="grenswacht.toml to use.")]
 InventoryOption = Annotated[
     Path | None,
     typer.Option("--inventory", "-i", help="apps.toml or apps.csv (default: atlas.inventory)."),
 ]
-FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
+FormatOption = Annotated[OutputFormat, typer.Option(
+    "--format", "-f", help="table, json (the whole plan) or csv (one row per measurement).")]
+MEASUREMENT_COLUMNS = ("measurement", "applications", "criticality", "probes", "interval_s",
+                       "credits_per_result", "credits_per_day", "oneoff_credits")
 
 
 def _fail(exc: GrenswachtError) -> typer.Exit:
-    Console(stderr=True).print(
-        f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True
-    )
+    Console(stderr=True).print(Text.assemble(("error:", "red"), " ", redact(str(exc))),
+                               soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -119,66 +122,44 @@ def _render(doc: dict[str, Any], console: Console, dry_run: bool) -> None:
     title = "Requests that would be sent (nothing was sent)" if dry_run else "Requests sent"
     console.rule(title)
     for request in doc["requests"]:
-        console.print(f"{request['method']} {request['url']}", highlight=False, soft_wrap=True)
+        say(console, f"{request['method']} {request['url']}")
         for name, value in request["headers"].items():
-            console.print(f"{name}: {value}", highlight=False, soft_wrap=True)
+            say(console, f"{name}: {value}")
         if "json" in request:
-            console.print(
-                json.dumps(request["json"], indent=2, sort_keys=True),
-                highlight=False,
-                soft_wrap=True,
-            )
+            say(console, json.dumps(request["json"], indent=2, sort_keys=True))
         console.print(soft_wrap=True)
-    table = Table(title="Credits")
-    for column in ("measurement", "probes", "interval", "credits/result", "credits/day"):
-        table.add_column(column, justify="left" if column == "measurement" else "right")
+    rows = []
     for m in doc["measurements"]:
         interval = f"{m['interval_s']} s" if m["interval_s"] else "one-off"
         per_day = m["credits_per_day"] if m["interval_s"] else f"{m['oneoff_credits']} once"
-        table.add_row(
-            m["measurement"], str(m["probes"]), interval, str(m["credits_per_result"]), str(per_day)
-        )
-    console.print(table)
+        rows.append([m["measurement"], m["probes"], interval, m["credits_per_result"], per_day])
+    print_rows(console, ["measurement", "probes", "interval", "credits/result", "credits/day"],
+               rows, OutputFormat.table, title="Credits")
     if doc["probe_tasks"]:
-        tasks = Table(title="Self-hosted probe tasks (probe-tasks topic, no credits)")
-        for column in ("task", "interval", "msm_id", "applications"):
-            tasks.add_column(column, justify="right" if column == "msm_id" else "left")
-        for t in doc["probe_tasks"]:
-            tasks.add_row(Text(t["task"]), f"{t['interval_s']} s", str(t["msm_id"]),
-                          Text(", ".join(t["applications"])))
-        console.print(tasks)
+        print_rows(console, ["task", "interval", "msm_id", "applications"],
+                   [[t["task"], f"{t['interval_s']} s", t["msm_id"], ", ".join(t["applications"])]
+                    for t in doc["probe_tasks"]], OutputFormat.table,
+                   title="Self-hosted probe tasks (probe-tasks topic, no credits)")
     for c in doc["confirmations"]:
-        console.print(
-            f"confirmation ping: is {c['address']} in {c['claimed_country']}? "
+        say(console, f"confirmation ping: is {c['address']} in {c['claimed_country']}? "
             f"{c['probes']} probes (near the claim and the alternative "
-            f"{c['alternative_country'] or '-'}), {c['credits']} credits",
-            highlight=False, markup=False, soft_wrap=True,
-        )
+            f"{c['alternative_country'] or '-'}), {c['credits']} credits")
         for request in c["requests"]:
             params = request.get("params")
             query = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
-            console.print(f"  {request['method']} {request['url']}{query}", highlight=False,
-                          markup=False, soft_wrap=True)
+            say(console, f"  {request['method']} {request['url']}{query}")
             if "json" in request:
-                console.print(json.dumps(request["json"], indent=2, sort_keys=True),
-                              highlight=False, markup=False, soft_wrap=True)
+                say(console, json.dumps(request["json"], indent=2, sort_keys=True))
     for skipped in doc["skipped"]:
-        console.print(
-            f"skipped: {skipped['measurement']}: {skipped['reason']}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    console.print(
+        say(console, f"skipped: {skipped['measurement']}: {skipped['reason']}")
+    say(console,
         f"measurements: {doc['concurrent_measurements']} concurrent, "
         f"{len(doc['keep'])} kept, {len(doc['stop'])} to stop\n"
         f"credits per day: {doc['credits_per_day']} (budget {doc['daily_credit_budget']}); "
         f"one-off credits: {doc['oneoff_credits']}; "
         f"self-hosted probe task series: {len(doc['probe_tasks'])} (no credits); "
         f"confirmation pings queued: {len(doc['confirmations'])}, "
-        f"{doc['confirm_credits']} credits (budget {doc['confirm_daily_credits']} per day)",
-        highlight=False,
-        soft_wrap=True,
-    )
+        f"{doc['confirm_credits']} credits (budget {doc['confirm_daily_credits']} per day)")
 
 
 def register(app: typer.Typer) -> None:
@@ -196,15 +177,11 @@ def register(app: typer.Typer) -> None:
             inventory = load_inventory(path)
         except GrenswachtError as exc:
             raise _fail(exc) from None
-        console = Console()
-        console.print(
+        say(Console(),
             f"{path}: ok: {len(inventory.applications)} applications, "
             f"{len(inventory.vantage_sets)} vantage sets, "
             f"{len(wanted_measurements(inventory))} RIPE Atlas measurements, "
-            f"{len(wanted_task_series(inventory))} self-hosted probe task series",
-            highlight=False,
-            soft_wrap=True,
-        )
+            f"{len(wanted_task_series(inventory))} self-hosted probe task series")
 
     @app.command("plan")
     def plan_command(
@@ -213,7 +190,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
         inventory: InventoryOption = None,
         config: ConfigOption = None,
-        output: FormatOption = "table",
+        output: FormatOption = OutputFormat.table,
     ) -> None:
         """Plan RIPE Atlas measurements for the inventory: credits per day, and the exact
         API requests. Without --dry-run: reconcile (by tag), stop and create."""
@@ -242,8 +219,11 @@ def register(app: typer.Typer) -> None:
         except GrenswachtError as exc:
             raise _fail(exc) from None
         doc = plan_document(plan, atlas, series, queued)
-        if output == "json":
+        if output is OutputFormat.json:
             typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        elif output is OutputFormat.csv:
+            print_rows(Console(), MEASUREMENT_COLUMNS,
+                       [[m[c] for c in MEASUREMENT_COLUMNS] for m in doc["measurements"]], output)
         else:
             _render(doc, Console(), dry_run)
 
@@ -274,9 +254,8 @@ def register(app: typer.Typer) -> None:
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())
         jobs_running = ", ".join(j.id for j in handle.scheduler.get_jobs()) or "none"
-        console.print(
-            f"scheduling ({jobs_running}); results and tasks to {settings.bus} (Ctrl-C stops)"
-        )
+        say(console, f"scheduling ({jobs_running}); results and tasks to "
+            f"{redact(settings.bus)} (Ctrl-C stops)")
         try:
             while not done.wait(1.0):
                 pass
@@ -286,4 +265,4 @@ def register(app: typer.Typer) -> None:
             handle.shutdown()
             inbox.close()
             bus.close()
-        console.print(f"stopped: {handle.collector.published} results published")
+        say(console, f"stopped: {handle.collector.published} results published")

@@ -1,74 +1,62 @@
 """The web UI's pages, served by the endpoint next to the JSON API (grenswacht/server/).
 
-This package is where the server-rendered UI lives (Jinja2 templates and static assets
-beside this module, added by the UI work). :func:`routes` is what the application mounts;
-each page declares its access with :func:`grenswacht.server.security.guard` (``"read"``
-for pages, ``"write", session=True`` for forms that change something) and every form
-carries a CSRF token (``request.app.state.csrf``: ``issue`` / ``attach`` / ``verify``).
+Server-rendered (Jinja2 templates in ``templates/``, Dutch and English through gettext:
+``i18n.py``, ``locale/``), every asset in the package (``static/``: one stylesheet, one
+small script for progressive enhancement; no CDN, no web font). Pages work without
+JavaScript. What the pages read: :mod:`grenswacht.web.data` (one module, so the UI never
+derives a verdict itself). Each endpoint declares its access with
+:func:`grenswacht.server.security.guard`; every form carries a CSRF token.
 
-For now: ``/`` (what the endpoint offers) and ``/login`` (a browser exchanges the token for a
-session cookie, so forms such as "acknowledge alert" can be used without a bearer header).
+| path | page |
+|---|---|
+| ``/`` | overview: shares per class per municipality, applications at risk first |
+| ``/applications/{name}`` | verdict and why, DNS, picture, hops, findings, alerts |
+| ``/pictures/{name}.svg``, ``.png`` | its path picture |
+| ``/raw/{name}.json`` | the stored RIPE Atlas results behind its paths |
+| ``/alerts``, ``POST /alerts/acknowledge`` | alerts; acknowledge (logged in, CSRF) |
+| ``/findings``, ``/vantage-points``, ``/map`` | findings, vantage points, world map |
+| ``/login`` | exchange the token for a session cookie |
+| ``/static/{file}`` | the stylesheet and script |
 """
 
 from __future__ import annotations
 
-import html
-
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from grenswacht.server.api import form_fields
-from grenswacht.server.auth import token_matches
-from grenswacht.server.security import CSRF_FIELD, guard
+from grenswacht.server.security import guard
+from grenswacht.web import pages
+from grenswacht.web.templating import STATIC
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title} · grenswacht</title></head>
-<body><main><h1>{title}</h1>{body}</main></body></html>"""
-
-
-def page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    """A minimal page (``body`` is trusted HTML; escape every value put into it)."""
-    return HTMLResponse(PAGE.format(title=html.escape(title), body=body),
-                        status_code=status_code)
-
-
-@guard("read", session=True)
-async def index(request: Request) -> Response:
-    items = "".join(f"<li><code>{html.escape(p)}</code></li>" for p in
-                    ("GET /status", "GET /metrics", "POST /sql", "POST /alerts/ack",
-                     "POST /ingest"))
-    return page("grenswacht", f"<p>Endpoints (docs/security.md):</p><ul>{items}</ul>"
-                              '<p><a href="/login">Log in with the token</a></p>')
+STATIC_FILES = {p.name: p for p in STATIC.iterdir() if p.is_file()} if STATIC.is_dir() else {}
+STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml",
+                ".png": "image/png", ".ico": "image/x-icon"}
 
 
 @guard("open")
-async def login_form(request: Request) -> Response:
-    csrf = request.app.state.csrf
-    issued = csrf.issue(request)
-    response = page("Log in", (
-        '<form method="post" action="/login">'
-        f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(issued.value)}">'
-        '<label>Token <input type="password" name="token" autocomplete="off"></label> '
-        '<button type="submit">Log in</button></form>'))
-    csrf.attach(response, issued)
-    return response
-
-
-@guard("open")
-async def login(request: Request) -> Response:
-    form = await form_fields(request)
-    request.app.state.csrf.verify(request, form)
-    if not token_matches(request.app.state.policy.token, form.get("token")):
-        return page("Log in", "<p>Wrong token.</p>", status_code=401)
-    response = RedirectResponse("/", status_code=303)
-    request.app.state.sessions.set_cookie(response)
-    return response
+async def static(request: Request) -> Response:
+    """A file of ``static/`` by name (no paths: nothing else on disk can be reached)."""
+    path = STATIC_FILES.get(request.path_params["name"])
+    if path is None:
+        raise HTTPException(404, "no such file")
+    return FileResponse(path, media_type=STATIC_TYPES.get(path.suffix, "text/plain"),
+                        headers={"cache-control": "max-age=3600"})
 
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/", index, methods=["GET"]),
-        Route("/login", login_form, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
+        Route("/", pages.overview, methods=["GET"]),
+        Route("/applications/{name:path}", pages.application, methods=["GET"]),
+        Route("/pictures/{name:path}.{format}", pages.picture, methods=["GET"]),
+        Route("/raw/{name:path}.json", pages.raw, methods=["GET"]),
+        Route("/alerts", pages.alerts, methods=["GET"]),
+        Route("/alerts/acknowledge", pages.acknowledge, methods=["POST"]),
+        Route("/findings", pages.findings, methods=["GET"]),
+        Route("/vantage-points", pages.vantage_points, methods=["GET"]),
+        Route("/map", pages.world_map, methods=["GET"]),
+        Route("/login", pages.login_form, methods=["GET"]),
+        Route("/login", pages.login, methods=["POST"]),
+        Route("/static/{name}", static, methods=["GET"]),
     ]

@@ -132,10 +132,11 @@ def test_rebalance_calls_on_revoke_and_nothing_is_lost_or_doubled(
     open_test_bus: BusFactory, topic: str
 ) -> None:
     """Conditions, not timing: the second member joins once the first has made progress,
-    and the second half of the messages is published only after the first member gave its
-    partitions up, so the second member's partitions have work whatever the load."""
-    total = 240
-    _publish_sequence(open_test_bus, topic, total // 2)
+    and more messages are published after the first member gave its partitions up, round
+    by round until the second member got some, so its partitions have work whatever the
+    load (it may join late, or drop out of the group and rejoin)."""
+    total = 120  # published so far; more follow once the second member joined
+    _publish_sequence(open_test_bus, topic, total)
     processed: dict[str, list[tuple[int, int]]] = {"a": [], "b": []}
     pending: dict[str, list[Message]] = {"a": [], "b": []}
     revoked: dict[str, list[list[TopicPartition]]] = {"a": [], "b": []}
@@ -194,11 +195,23 @@ def test_rebalance_calls_on_revoke_and_nothing_is_lost_or_doubled(
         wait_for(lambda: len(processed["a"]) >= 8, "the first member made progress")
         go["b"].set()
         wait_for(lambda: bool(revoked["a"]), "the first member was asked to give up")
+        # more work in small rounds until the second member got some: under load it may
+        # join late or drop out of the group and rejoin; the first member must not take
+        # every message before it is back (a condition, not a pause)
         producer = open_test_bus()
-        for seq in range(total // 2, total):
-            key = KEYS[seq % len(KEYS)]
-            producer.publish(topic, f"{key.decode()}|{seq}".encode(), key=key)
-        producer.flush(timeout=30)
+        deadline = time.monotonic() + 120
+        while not errors:
+            for _ in range(12):
+                key = KEYS[total % len(KEYS)]
+                producer.publish(topic, f"{key.decode()}|{total}".encode(), key=key)
+                total += 1
+            producer.flush(timeout=30)
+            with lock:
+                second_has_work = bool(processed["b"] or pending["b"])
+            if second_has_work and total >= 240:
+                break
+            assert time.monotonic() < deadline, "the second member never got a partition"
+            time.sleep(0.2)
         wait_for(lambda: len(seen()) >= total, "every message was seen")
     finally:
         stop.set()

@@ -217,3 +217,43 @@ def test_a_window_that_keeps_failing_is_given_up_and_a_year_9999_result_names_no
     assert not [w for w in loop._pending if w >= 0]  # given up: committed past
     loop.process_settled(now + 10_000)
     assert len(calls) == analysis.MAX_WINDOW_ATTEMPTS * len(windows)
+
+
+def test_us_claims_of_home_paths_that_physics_allows_become_confirmation_requests(
+        storage: Storage) -> None:
+    """The pipeline's confirmation step (issue 16 item 5): after the verdicts of a window,
+    hops of home paths whose US claim rests on a geo database alone are requested once
+    (cool-down) on the confirm-requests topic, for the scheduler to ping."""
+    from consumers.home import VerdictSettings
+    from schemas.confirm import ConfirmationRequest
+
+    name = "t-analysis-confirm"
+    published = 0
+    for path in sorted((FIXTURES / "traceroute").glob("*.jsonl")):
+        published += _publish(name, path)
+    IngestConsumer(open_bus(f"memory://{name}"), storage, group="ingest").drain(idle_timeout=0)
+    enricher, registry = open_enricher(JurisdictionSettings(
+        atlas_probe_files=sorted((FIXTURES / "api").glob("pierky_*_probes_api_v2.json"))))
+    context = AnalysisContext(enricher, registry, APPS,
+                              VerdictSettings(home_countries=["*"]))
+    reader = open_bus(f"memory://{name}")
+    reader.subscribe([topics.CONFIRM_REQUESTS], "t-scheduler")
+    loop = AnalysisLoop(storage, open_bus(f"memory://{name}"), context, settle_s=5.0)
+    assert loop.poll_once(timeout=0.1, now=0.0) == published
+    loop.process_settled(100.0)
+    requests = [ConfirmationRequest.model_validate_json(m.value)
+                for m in reader.poll(max_records=10_000, timeout=0.5)]
+    assert requests and loop.stats.steps["confirm"]["requests"] == len(requests)
+    assert len({r.address for r in requests}) == len(requests)
+    for request in requests:  # a hop stored as US that physics did not rule out
+        assert request.claimed_country == "US"
+        assert storage.query(
+            "SELECT count() FROM hop_verdicts FINAL WHERE reply_address = {a:String} "
+            "AND physical_country = 'US' AND us_possible", {"a": request.address}
+        ).rows[0][0] > 0
+    windows = [int(w) for (w,) in storage.query(
+        "SELECT DISTINCT intDiv(toUnixTimestamp(timestamp), 3600) * 3600 FROM path_verdicts"
+    ).rows]
+    again = analysis.analyse_windows(storage, loop.bus, context, windows)
+    assert again.windows == len(windows) and again.steps["confirm"]["requests"] == 0
+    assert reader.poll(max_records=10_000, timeout=0.2) == []  # cool-down: not twice

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from typer.testing import CliRunner
 
 from consumers.enrich import Enricher, VantageRegistry
+from consumers.enrich.window import paths_from_rows
+from consumers.graph.window import read_rows
 from consumers.home import VerdictSettings
 from consumers.pipeline import AnalysisContext, analyse_window
 from consumers.storage import Storage
@@ -70,3 +73,25 @@ def test_window_verdicts_are_stored_with_evidence_and_versions(
     analyse_window(storage, None, start, end, context)
     again = storage.query("SELECT count() FROM hop_verdicts FINAL").rows[0][0]
     assert again == stored[0]
+
+
+def test_paths_read_from_storage_equal_paths_from_normalised_rows(storage: Storage) -> None:
+    """The rows the analysis reads give the end-to-end constraint the same smallest and
+    largest RTT and unanswered probes per hop as the normalised rows."""
+    _ingest(storage)
+    parameters = {"start": dt.datetime(2013, 1, 1, tzinfo=dt.UTC),
+                  "end": dt.datetime(2017, 1, 1, tzinfo=dt.UTC)}
+    stored = {(p.measurement_id, p.probe_id, p.timestamp): p for p in paths_from_rows(
+        read_rows(storage, parameters["start"], parameters["end"])[0])}
+    batch = RowBatch()
+    for name in ("pierky_msm1033154_wikipedia_esams.jsonl", "pierky_msm3082698_facebook.jsonl"):
+        for result in read_results(name):
+            normalize_into(result, batch, source="file")
+    raw = {(p.measurement_id, p.probe_id, p.timestamp): p
+           for p in paths_from_rows(batch.as_dicts("traceroute_hops"))}
+    assert stored.keys() == raw.keys() and len(raw) > 80
+    assert sum(sum(p.timeouts.values()) for p in raw.values()) > 100
+    for key, path in raw.items():
+        assert stored[key].hops == pytest.approx(path.hops), key
+        assert stored[key].slowest == pytest.approx(path.slowest), key
+        assert stored[key].timeouts == path.timeouts, key

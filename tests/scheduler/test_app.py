@@ -109,7 +109,7 @@ def test_plan_applies_and_then_keeps(fake_atlas: FakeAtlas, tmp_path: Path, monk
 
 def test_inventory_check_command(tmp_path: Path) -> None:
     good = CliRunner().invoke(app, ["inventory", "check", str(EXAMPLES / "apps.toml")])
-    assert good.exit_code == 0 and "6 applications, 4 vantage sets, 90 RIPE Atlas" in good.output
+    assert good.exit_code == 0 and "12 applications, 4 vantage sets, 90 RIPE Atlas" in good.output
     bad = tmp_path / "apps.csv"
     bad.write_text("name,hostnames\nX,not a host\n")
     result = CliRunner().invoke(app, ["inventory", "check", str(bad)])

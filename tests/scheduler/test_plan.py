@@ -143,8 +143,14 @@ def test_example_inventory_fits_the_atlas_limits() -> None:
     from tests.scheduler.conftest import EXAMPLES
 
     settings = AtlasSettings()
-    plan = make_plan(load_inventory(EXAMPLES / "apps.toml"), settings)
+    inventory = load_inventory(EXAMPLES / "apps.toml")
+    plan = make_plan(inventory, settings)
     assert not plan.skipped
+    # the applications of the bundled example data (measure = false) cost nothing
+    unmeasured = {a.name for a in inventory.applications if not a.measure}
+    assert unmeasured and not any(set(s.applications) & unmeasured for s in plan.selected)
+    assert {a.name for a in inventory.applications if a.measure} == {
+        name for s in plan.selected for name in s.applications}
     assert len(plan.selected) <= 100
     assert plan.credits_per_day(settings) == sum(
         s.probes * 86400 // (s.interval_s or 1) * (30 if s.kind == "traceroute" else 10)

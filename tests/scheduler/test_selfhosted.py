@@ -174,6 +174,9 @@ def test_example_inventory_plans_its_self_hosted_set() -> None:
     assert {s.vantage_point for s in series} == {"vp-den-haag-1", "vp-zwolle-1"}
     # Zoom is measured from the "nl" Atlas set only
     assert not any(s.target == "zoom.us" for s in series)
+    # the bundled example data's applications (measure = false) get no probe tasks
+    unmeasured = {h for a in inventory.applications if not a.measure for h in a.hostnames}
+    assert unmeasured and not any(s.target in unmeasured for s in series)
 
 
 def test_a_task_past_its_round_is_skipped_by_the_agent(tmp_path: Path, bus_url: str) -> None:

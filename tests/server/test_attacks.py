@@ -266,7 +266,7 @@ def test_security_headers_on_every_answer(endpoint: Running) -> None:
         policy = reply.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
         assert "http" not in policy  # no external source
-        assert reply.headers["referrer-policy"] == "no-referrer"
+        assert reply.headers["referrer-policy"] == "same-origin"
         assert reply.headers["x-content-type-options"] == "nosniff"
 
 
