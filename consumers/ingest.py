@@ -1,11 +1,17 @@
 """Results topic -> normalise -> ClickHouse. Buffer, flush, then commit.
 
-:class:`~consumers.sink.ResultSink` buffers normalised rows; its ``flush`` is the only write
+:class:`~consumers.sink.ResultSink` buffers normalised rows; its ``write`` is the only write
 (content deduplication tokens, child rows before ``raw_results``, bad rows isolated and
 dead-lettered: see :mod:`consumers.sink`). :class:`IngestConsumer` polls the bus, feeds the
 sink, flushes when the batch is full (``batch_size`` messages or ``batch_max_bytes``) or
 old, and commits the offsets only after ClickHouse acknowledged the flush. On partition
-revocation it flushes and commits first. A flush that meets backpressure (storage down or
+revocation it flushes and commits first.
+
+A due batch is written by a writer thread while the next one is decoded and checked
+(ClickHouse works outside the GIL, so Python and ClickHouse use both cores): at most one
+write is in flight — the next waits for it — so memory stays bounded by two batches, the
+batches are written in order, and offsets are committed by the polling thread only after
+their write was acknowledged. A flush that meets backpressure (storage down or
 full) is retried with the one retry policy (:mod:`schemas.retry`); meanwhile nothing is
 committed, ``status()["waiting"]`` says since when and why, and the gauge
 ``grenswacht_ingest_waiting`` is 1. Nothing else is retried.
@@ -32,6 +38,7 @@ from consumers.sink import (
     HEADER_PAYLOAD_SHA256,
     HEADER_PAYLOAD_SIZE,
     MAX_DEAD_LETTER_PAYLOAD,
+    Buffer,
     IngestStats,
     ResultSink,
 )
@@ -88,6 +95,9 @@ class IngestConsumer:
         self._oldest = 0.0
         self._subscribed = False
         self.stop_event = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._written: dict[TopicPartition, int] | None = None
+        self._write_error: BaseException | None = None
 
     @property
     def stats(self) -> IngestStats:
@@ -115,30 +125,79 @@ class IngestConsumer:
                          "failures": failures}
         log.warning("flush failed (%s); retrying in %.1f s, nothing committed", error, seconds)
 
-    def flush_and_commit(self, *, retry: bool = True) -> bool:
-        """Flush the sink and commit. On backpressure retry with backoff (``retry``) until
-        it goes through or the consumer stops; without ``retry`` give up at once, without
-        committing (the messages will come again)."""
+    def _policy(self, retry: bool) -> RetryPolicy:
+        return self.retry if retry else RetryPolicy(attempts=1)
 
-        def flush() -> dict[TopicPartition, int]:
+    def _write(self, buf: Buffer, retry: bool) -> dict[TopicPartition, int] | None:
+        """Write ``buf`` with the retry policy; None when it could not be stored."""
+
+        def write() -> dict[TopicPartition, int]:
             with gc_paused():
-                return self.sink.flush()
+                return self.sink.write(buf)
 
-        policy = self.retry if retry else RetryPolicy(attempts=1)
         try:
-            offsets = policy.call(flush, retry_on=(StorageUnavailable, BusError),
-                                  never=(BusClosed,), stop=self.stop_event,
-                                  on_retry=self._waiting)
+            offsets = self._policy(retry).call(
+                write, retry_on=(StorageUnavailable, BusError), never=(BusClosed,),
+                stop=self.stop_event, on_retry=self._waiting)
         except (StorageUnavailable, BusError) as exc:
             log.error("flush failed (%s); not committed, will be redelivered", exc)
-            return False
+            return None
         self.sink.stats.waiting = None
         INGEST_WAITING.labels(self.group).set(0)
+        return offsets
+
+    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if offsets:
             try:
                 self.bus.commit(offsets)
             except BusError as exc:  # stored already: a redelivery is deduplicated
                 log.warning("commit failed (%s); the batch is stored and may come again", exc)
+
+    def _finish_write(self) -> bool:
+        """Wait for the write in flight (if any) and commit what it stored."""
+        if self._writer is None:
+            return True
+        self._writer.join()
+        self._writer = None
+        error, self._write_error = self._write_error, None
+        if error is not None:
+            raise error
+        offsets, self._written = self._written, None
+        if offsets is None:
+            return False
+        self._commit(offsets)
+        return True
+
+    def _write_in_background(self) -> None:
+        """Hand the buffer to the writer thread (after the previous write finished)."""
+        if not self._finish_write():
+            self.sink.discard()  # not committed: delivered again (see flush_and_commit)
+            return
+        buf = self.sink.take()
+
+        def run() -> None:
+            try:
+                self._written = self._write(buf, retry=True)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the polling thread
+                self._write_error = exc
+
+        self._writer = threading.Thread(target=run, name=f"{self.group}-writer", daemon=True)
+        self._writer.start()
+
+    def flush_and_commit(self, *, retry: bool = True) -> bool:
+        """Finish the write in flight, flush the sink and commit, in this thread. On
+        backpressure retry with backoff (``retry``) until it goes through or the consumer
+        stops; without ``retry`` give up at once, without committing (the messages will
+        come again)."""
+        if not self._finish_write():
+            # the write in flight gave up (the consumer stops): commit nothing after it,
+            # or its messages would count as done; they and these come again
+            return False
+        offsets = self._write(self.sink.buffer, retry)
+        if offsets is None:
+            return False
+        self.sink.discard()
+        self._commit(offsets)
         return True
 
     def poll_once(self, timeout: float = 0.5) -> int:
@@ -154,12 +213,14 @@ class IngestConsumer:
                 for message in messages:
                     self.sink.add(message)
                     if self.sink.bytes >= self.batch_max_bytes:
-                        self.flush_and_commit()  # bounded memory whatever the messages hold
+                        self._write_in_background()  # bounded whatever the messages hold
         due = len(self.sink) >= self.batch_size or (
             self.sink.messages and time.monotonic() - self._oldest >= self.flush_interval_s
         )
         if due:
-            self.flush_and_commit()
+            self._write_in_background()
+        elif self._writer is not None and not self._writer.is_alive():
+            self._finish_write()  # commit as soon as the write is done
         return len(messages)
 
     def drain(self, idle_timeout: float = 0.2) -> None:

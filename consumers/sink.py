@@ -7,19 +7,31 @@ write. Nothing lost, nothing doubled:
   in every process: a later batch that merely sits at the same offsets is a different
   batch. A replayed batch (crash, retry, rebalance) has the same token and is ignored;
   ReplacingMergeTree natural keys catch replays that were cut differently (read FINAL).
-* **Order.** Child rows (traceroute_hops, dns_answers, ping_results, mda_links) first, then
-  the dead letters, then ``raw_results``: a result's raw row is written only after its rows
-  were acknowledged, so it marks the result complete. Offsets are committed after that.
+* **ClickHouse explodes the regular traceroutes.** A traceroute that
+  :func:`schemas.explode.explode_into` accepts goes to ClickHouse as one JSON line
+  (``traceroute_input``, whose materialized view writes its ``traceroute_hops`` rows); every
+  other result is normalised here (:func:`schemas.normalize.normalize_into`). The rows are
+  the same either way (``tests/schemas/test_explode.py``).
+* **Order.** Child rows (traceroute_hops, dns_answers, ping_results, mda_links, then the
+  exploded lines) first, then the dead letters, then ``raw_results`` — a separate insert,
+  because ClickHouse gives no order among the views of one insert: a result's raw row is
+  written only after its rows were acknowledged, so it marks the result complete. Offsets
+  are committed after that.
 * **Isolation.** The normaliser refuses values that do not fit their columns
   (:mod:`schemas.column_limits`), so inserts should not fail on data; if one still does
   for a reason that is not backpressure, the insert is split in halves until the failing
   result(s) are found (a bisection: a few inserts per bad result). Those become dead
   letters (reason ``insert_rejected``, with ClickHouse's error), the rest is stored, the
-  batch is committed. Should every result of a table fail alone for an unknown reason, the
-  store is in trouble, not the data: that is raised as backpressure.
+  batch is committed. An exploded line that ClickHouse refuses (its JSON parser refuses
+  duplicate keys, which orjson resolves to the last) is normalised here instead, and only
+  dead-lettered if those rows fail too. Should every result of a table fail alone for an
+  unknown reason, the store is in trouble, not the data: that is raised as backpressure.
 * **Backpressure** (:class:`~schemas.errors.StorageUnavailable`: storage down, disk full,
   out of memory, too many parts) is raised to the caller, which retries the whole flush
   with backoff (inserts that went through are deduplicated by their tokens).
+
+Longer than 400 lines because the write of one batch (order, tokens, bisection, the Python
+fallback of refused lines, counting) is one piece that must be read together.
 """
 
 from __future__ import annotations
@@ -38,7 +50,15 @@ from consumers.storage import Storage
 from schemas import topics
 from schemas.bus import Bus, Message, TopicPartition, next_offsets
 from schemas.errors import QueryError, ResultError, RowsRejected, StorageUnavailable
-from schemas.normalize import RESULT_TABLE, ROWS_VERSION, TABLE_COLUMNS, RowBatch, normalize_into
+from schemas.explode import INPUT_FORMAT, INPUT_SETTINGS, explode_into
+from schemas.normalize import (
+    EXPLODE_TABLES,
+    RESULT_TABLE,
+    ROWS_VERSION,
+    TABLE_COLUMNS,
+    RowBatch,
+    normalize_into,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +75,8 @@ TOPIC_DEAD_LETTER_PAYLOAD = 64 * 1024
 """Characters of the payload in a dead-letter *topic* record, so that the record, JSON
 escapes included, always fits a message (:data:`schemas.topics.MAX_MESSAGE_BYTES`)."""
 CHILD_TABLES = tuple(table for table in TABLE_COLUMNS if table != "raw_results")
+WRITE_ORDER = (*CHILD_TABLES, *EXPLODE_TABLES)
+"""The inserts before ``raw_results``: rows made here, then the lines ClickHouse explodes."""
 DEAD_LETTER_COLUMNS = (
     "source", "origin", "topic", "partition", "offset", "reason", "detail", "payload_size",
     "payload_sha256", "payload",
@@ -123,19 +145,49 @@ def content_token(parts: Iterable[bytes]) -> str:
     return digest.hexdigest()[:32]
 
 
-class ResultSink:
-    """Buffers normalised rows and dead letters; :meth:`flush` writes them."""
+class Buffer:
+    """What a sink buffered: rows, lines and dead letters of one batch of messages."""
 
-    def __init__(self, storage: Storage, bus: Bus | None = None) -> None:
-        self.storage = storage
-        self.bus = bus
+    __slots__ = ("batch", "bytes", "dead", "messages", "results")
+
+    def __init__(self) -> None:
         self.batch = RowBatch()
         self.dead: list[tuple[Any, ...]] = []
         self.messages: list[Message] = []
         self.results: list[tuple[Message, str]] = []
         """(message, source) of every normalised result, in the batch's order."""
         self.bytes = 0
+
+
+class ResultSink:
+    """Buffers normalised rows and dead letters; :meth:`flush` (or :meth:`take` then
+    :meth:`write`) writes them."""
+
+    def __init__(self, storage: Storage, bus: Bus | None = None) -> None:
+        self.storage = storage
+        self.bus = bus
+        self.buffer = Buffer()
         self.stats = IngestStats()
+
+    @property
+    def batch(self) -> RowBatch:
+        return self.buffer.batch
+
+    @property
+    def dead(self) -> list[tuple[Any, ...]]:
+        return self.buffer.dead
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.buffer.messages
+
+    @property
+    def results(self) -> list[tuple[Message, str]]:
+        return self.buffer.results
+
+    @property
+    def bytes(self) -> int:
+        return self.buffer.bytes
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -143,7 +195,7 @@ class ResultSink:
     def add(self, message: Message) -> None:
         """Normalise one message into the buffer, or buffer it as a dead letter."""
         self.messages.append(message)
-        self.bytes += len(message.value)
+        self.buffer.bytes += len(message.value)
         source = _header(message, topics.HEADER_SOURCE) or "unknown"
         marked = message.header(HEADER_DEAD_LETTER)
         if marked is not None:
@@ -163,7 +215,8 @@ class ResultSink:
             self._dead(message, source, "invalid_json", str(exc)[:300])
             return
         try:
-            normalize_into(result, self.batch, source=source, payload=message.value)
+            if not explode_into(result, self.batch, source=source, payload=message.value):
+                normalize_into(result, self.batch, source=source, payload=message.value)
         except ResultError as exc:
             self._dead(message, source, exc.reason, exc.detail)
             return
@@ -178,7 +231,7 @@ class ResultSink:
         """Buffer ``message`` as a dead letter (for consumers of other topics that share
         this sink's dead-letter writing, e.g. consumers/vantage_points.py)."""
         self.messages.append(message)
-        self.bytes += len(message.value)
+        self.buffer.bytes += len(message.value)
         self._dead(message, source, reason, detail)
 
     def _dead(
@@ -189,64 +242,68 @@ class ResultSink:
 
     def discard(self) -> None:
         """Forget the buffer without writing it (its offsets were not committed)."""
-        self.batch.clear()
-        self.dead.clear()
-        self.messages.clear()
-        self.results.clear()
-        self.bytes = 0
+        self.buffer = Buffer()
 
     # -- writing ----------------------------------------------------------------------
-    def _token(self, indices: Iterable[int]) -> str:
-        results = self.results
+    def _token(self, buf: Buffer, indices: Iterable[int]) -> str:
+        results = buf.results
         return content_token(
             part for i in indices
             for part in (results[i][1].encode(), results[i][0].value))
 
-    def _rows(self, table: str, indices: Sequence[int]) -> list[tuple[Any, ...]]:
-        rows = self.batch.tables[table]
+    def _rows(self, buf: Buffer, table: str, indices: Sequence[int]) -> list[tuple[Any, ...]]:
+        rows = buf.batch.tables[table]
         if table == "raw_results":
             return [rows[i] for i in indices]
-        spans = self.batch.spans
+        spans = buf.batch.spans
         return [row for i in indices for row in rows[spans[i][1]:spans[i][2]]]
 
     def _insert(self, table: str, rows: Sequence[tuple[Any, ...]], token: str) -> None:
+        if table in EXPLODE_TABLES:
+            with FLUSH_SECONDS.labels(EXPLODE_TABLES[table]).time():
+                self.storage.insert_lines(table, [row[0] for row in rows], fmt=INPUT_FORMAT,
+                                          settings=INPUT_SETTINGS, dedup_token=token)
+            log.debug("inserted %d lines into %s, rows into %s (token %s)", len(rows), table,
+                      EXPLODE_TABLES[table], token)
+            return
         names = DEAD_LETTER_COLUMNS if table == "dead_letters" else TABLE_COLUMNS[table]
         columns = dict(zip(names, zip(*rows, strict=True), strict=True))
         with FLUSH_SECONDS.labels(table).time():
             self.storage.insert(table, columns, dedup_token=token)
         log.debug("inserted %d rows into %s (token %s)", len(rows), table, token)
 
-    def _write(self, table: str, indices: list[int], whole: bool) -> dict[int, str]:
+    def _write(self, buf: Buffer, table: str, indices: list[int], whole: bool) -> dict[int, str]:
         """Insert the rows of ``indices`` into ``table``; return the results that ClickHouse
         refused (index -> error). Backpressure propagates."""
         try:
             if whole:  # the fast path: the batch's own columns, one insert
-                self._insert(table, self.batch.tables[table], self._token(indices))
+                self._insert(table, buf.batch.tables[table], self._token(buf, indices))
             else:
-                self._insert(table, self._rows(table, indices), self._token(indices))
+                self._insert(table, self._rows(buf, table, indices), self._token(buf, indices))
             return {}
         except StorageUnavailable:
             raise
         except QueryError as exc:
-            bad = self._bisect(table, indices, exc)
+            bad = self._bisect(buf, table, indices, exc)
             if len(bad) == len(indices) > 1 and not isinstance(exc, RowsRejected):
                 raise StorageUnavailable(
                     f"every result's rows fail alone in {table}, so the store is at fault, "
                     f"not the data: {exc}", retry_after=5.0) from exc
             return bad
 
-    def _bisect(self, table: str, indices: list[int], error: QueryError) -> dict[int, str]:
+    def _bisect(self, buf: Buffer, table: str, indices: list[int],
+                error: QueryError) -> dict[int, str]:
         if len(indices) == 1:
             return {indices[0]: str(error)}
         bad: dict[int, str] = {}
         middle = len(indices) // 2
         for part in (indices[:middle], indices[middle:]):
             try:
-                self._insert(table, self._rows(table, part), self._token(part))
+                self._insert(table, self._rows(buf, table, part), self._token(buf, part))
             except StorageUnavailable:
                 raise
             except QueryError as exc:
-                bad.update(self._bisect(table, part, exc))
+                bad.update(self._bisect(buf, table, part, exc))
         return bad
 
     def _write_dead(self, rows: list[tuple[Any, ...]]) -> None:
@@ -273,37 +330,105 @@ class ResultSink:
     def flush(self) -> dict[TopicPartition, int]:
         """Write everything buffered; return the offsets that may now be committed.
         On backpressure the buffer is kept, so the caller can retry the same flush."""
-        if not self.messages:
+        offsets = self.write(self.buffer)
+        self.buffer = Buffer()
+        return offsets
+
+    def take(self) -> Buffer:
+        """The buffer, for :meth:`write` elsewhere (a writer thread); buffering starts anew."""
+        buf, self.buffer = self.buffer, Buffer()
+        return buf
+
+    def write(self, buf: Buffer) -> dict[TopicPartition, int]:
+        """Write ``buf``; return the offsets that may now be committed. On backpressure
+        (:class:`~schemas.errors.StorageUnavailable`) ``buf`` still holds what it stores, so
+        the same write can be retried (the inserts that went through are deduplicated)."""
+        if not buf.messages:
             return {}
-        batch = self.batch
-        every = range(len(self.results))
+        batch = buf.batch
+        every = range(len(buf.results))
         rejected: dict[int, str] = {}
-        for table in CHILD_TABLES:
+        normalised: dict[int, tuple[str, int]] = {}
+        refused_by_normaliser: dict[int, tuple[Any, ...]] = {}
+        for table in WRITE_ORDER:
             if batch.rows(table):
                 mine = [i for i in every if batch.spans[i][0] == table]
-                rejected.update(self._write(table, mine, whole=True))
-        stored = [i for i in every if i not in rejected]
-        dead = self.dead + self._rejected_rows(rejected)
+                refused = self._write(buf, table, mine, whole=True)
+                if table in EXPLODE_TABLES and refused:
+                    refused = self._normalise_refused(buf, refused, normalised,
+                                                      refused_by_normaliser)
+                rejected.update(refused)
+        stored = [i for i in every if i not in rejected and i not in refused_by_normaliser]
+        dead = [*buf.dead, *refused_by_normaliser.values(), *self._rejected_rows(buf, rejected)]
         if dead:
             self._write_dead(dead)
             self._publish_dead(dead)
         if stored:
-            refused = self._write("raw_results", stored, whole=not rejected)
+            whole = not rejected and not refused_by_normaliser
+            refused = self._write(buf, "raw_results", stored, whole=whole)
             if refused:  # not expected (every raw column is checked); kept all the same
-                extra = self._rejected_rows(refused)
+                extra = self._rejected_rows(buf, refused)
                 self._write_dead(extra)
                 dead += extra
                 rejected.update(refused)
                 stored = [i for i in stored if i not in refused]
-        offsets = next_offsets(self.messages)
-        self._count(stored, rejected, dead)
-        self.discard()
+        offsets = next_offsets(buf.messages)
+        self._count(buf, stored, normalised, dead)
         return offsets
 
-    def _rejected_rows(self, rejected: dict[int, str]) -> list[tuple[Any, ...]]:
+    def _normalise_refused(
+        self, buf: Buffer, refused: dict[int, str], normalised: dict[int, tuple[str, int]],
+        refused_by_normaliser: dict[int, tuple[Any, ...]],
+    ) -> dict[int, str]:
+        """Results whose exploded line ClickHouse refused, normalised here and their rows
+        inserted (``normalised``: index -> (table, rows)); returns those whose rows fail
+        again (index -> why). A result the normaliser refuses goes to
+        ``refused_by_normaliser`` as a dead letter with the normaliser's reason."""
+        fallback = RowBatch()
+        mine: list[int] = []
+        for i in sorted(refused):
+            message, source = buf.results[i]
+            try:
+                normalize_into(orjson.loads(message.value), fallback, source=source,
+                               payload=message.value)
+            except ResultError as exc:
+                refused_by_normaliser[i] = dead_letter_row(message, source, exc.reason,
+                                                           exc.detail)
+                continue
+            mine.append(i)
+        rows_of: dict[int, list[tuple[Any, ...]]] = {}
+        for position, i in enumerate(mine):
+            table, start, end = fallback.spans[position]
+            rows_of[i] = fallback.tables[table][start:end]
+            normalised[i] = (table, end - start)
+            buf.batch.tables["raw_results"][i] = fallback.tables["raw_results"][position]
+        failed: dict[int, str] = {}
+        for table in CHILD_TABLES:
+            indices = [i for i in mine if normalised[i][0] == table]
+            if indices:
+                failed.update(self._write_rows(buf, table, indices, rows_of))
+        return failed
+
+    def _write_rows(self, buf: Buffer, table: str, indices: list[int],
+                    rows_of: dict[int, list[tuple[Any, ...]]]) -> dict[int, str]:
+        """Insert the rows of ``indices`` (``rows_of``), bisecting refusals."""
+        try:
+            self._insert(table, [row for i in indices for row in rows_of[i]],
+                         self._token(buf, indices))
+            return {}
+        except StorageUnavailable:
+            raise
+        except QueryError as exc:
+            if len(indices) == 1:
+                return {indices[0]: str(exc)}
+            middle = len(indices) // 2
+            return {**self._write_rows(buf, table, indices[:middle], rows_of),
+                    **self._write_rows(buf, table, indices[middle:], rows_of)}
+
+    def _rejected_rows(self, buf: Buffer, rejected: dict[int, str]) -> list[tuple[Any, ...]]:
         rows = []
         for i, error in sorted(rejected.items()):
-            message, source = self.results[i]
+            message, source = buf.results[i]
             rows.append(dead_letter_row(message, source, "insert_rejected", error))
         return rows
 
@@ -320,9 +445,9 @@ class ResultSink:
                              key=str(record["topic"]).encode())
         self.bus.flush()
 
-    def _count(self, stored: list[int], rejected: dict[int, str],
+    def _count(self, buf: Buffer, stored: list[int], normalised: dict[int, tuple[str, int]],
                dead: list[tuple[Any, ...]]) -> None:
-        batch, stats = self.batch, self.stats
+        batch, stats = buf.batch, self.stats
         raw = batch.tables["raw_results"]
         for (source, kind), count in Counter(
             (raw[i][_RAW_SOURCE], raw[i][_RAW_TYPE]) for i in stored
@@ -330,11 +455,17 @@ class ResultSink:
             RESULTS_INGESTED.labels(source, kind).inc(count)
         stats.results += len(stored)
         stats.rows["raw_results"] += len(stored)
-        for table in CHILD_TABLES:
-            stats.rows[table] += batch.rows(table)
-        for i in rejected:
+        rows = stats.rows
+        for i in stored:
+            if i in normalised:
+                table, count = normalised[i]
+                rows[table] += count
+                continue
             table, start, end = batch.spans[i]
-            stats.rows[table] -= end - start
+            if table in EXPLODE_TABLES:
+                rows[EXPLODE_TABLES[table]] += batch.exploded_rows[start]
+            else:
+                rows[table] += end - start
         for name, count in batch.nulled.items():
             VALUES_NULLED.labels(name).inc(count)
             stats.nulled[name] = stats.nulled.get(name, 0) + count
@@ -347,7 +478,7 @@ class ResultSink:
 
 
 __all__ = [
-    "CHILD_TABLES", "DEAD_LETTER_COLUMNS", "HEADER_DEAD_LETTER", "HEADER_DETAIL",
+    "CHILD_TABLES", "DEAD_LETTER_COLUMNS", "WRITE_ORDER", "HEADER_DEAD_LETTER", "HEADER_DETAIL",
     "HEADER_PAYLOAD_SHA256", "HEADER_PAYLOAD_SIZE", "MAX_DEAD_LETTER_PAYLOAD", "RESULT_TABLE",
-    "IngestStats", "ResultSink", "content_token", "dead_letter_row",
+    "Buffer", "IngestStats", "ResultSink", "content_token", "dead_letter_row",
 ]

@@ -290,6 +290,34 @@ class Storage:
                 raise _map_error(exc, f"insert into {table} failed") from exc
         return count
 
+    def insert_lines(
+        self,
+        table: str,
+        lines: Sequence[bytes],
+        *,
+        fmt: str,
+        settings: Mapping[str, Any] | None = None,
+        dedup_token: str | None = None,
+    ) -> int:
+        """Insert text rows in ``fmt`` (one per line, e.g. ``JSONEachRow``): ClickHouse
+        parses them itself. The token also deduplicates the blocks that the table's
+        materialized views write (``deduplicate_blocks_in_dependent_materialized_views``).
+        Returns the lines inserted."""
+        if not lines:
+            return 0
+        merged: dict[str, Any] = dict(settings or {})
+        if dedup_token is not None:
+            merged["insert_deduplication_token"] = f"{table}:{dedup_token}"
+            merged["insert_deduplicate"] = 1
+            merged["deduplicate_blocks_in_dependent_materialized_views"] = 1
+        data = b"\n".join(lines) + b"\n"
+        with self._lock:
+            try:
+                self._client.raw_insert(table, insert_block=data, fmt=fmt, settings=merged)
+            except Exception as exc:  # noqa: BLE001
+                raise _map_error(exc, f"insert into {table} failed") from exc
+        return len(lines)
+
     def ping(self) -> bool:
         with self._lock:
             try:

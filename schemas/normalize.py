@@ -76,6 +76,9 @@ RESULT_TABLE = {
     "traceroute": "traceroute_hops", "dns": "dns_answers", "ping": "ping_results",
     "mda": "mda_links",
 }
+EXPLODE_TABLES = {"traceroute_input": "traceroute_hops"}
+"""Null-engine input tables whose materialized view writes a child table: the lines of
+results that ClickHouse explodes itself (:mod:`schemas.explode`), one per result."""
 SUPPORTED_TYPES = tuple(RESULT_TABLE)
 KNOWN_UNSUPPORTED = ("sslcert", "http", "ntp", "wifi")
 
@@ -147,10 +150,11 @@ class RowBatch:
     to build in Python); :meth:`columns` transposes them for a columnar insert.
     """
 
-    __slots__ = ("tables", "results", "counts", "notes", "nulled", "spans")
+    __slots__ = ("tables", "results", "counts", "notes", "nulled", "spans", "exploded_rows")
 
     def __init__(self) -> None:
-        self.tables: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLE_COLUMNS}
+        self.tables: dict[str, list[tuple[Any, ...]]] = {
+            table: [] for table in (*TABLE_COLUMNS, *EXPLODE_TABLES)}
         self.results = 0
         self.counts: dict[str, int] = dict.fromkeys(RESULT_TABLE, 0)
         self.notes: list[tuple[str, str]] = []
@@ -160,7 +164,10 @@ class RowBatch:
         """Values nulled per field over the batch (metrics)."""
         self.spans: list[tuple[str, int, int]] = []
         """Per result, in order: (its child table, first row, end row); its raw_results row
-        has the result's index (a sink splits a batch by these)."""
+        has the result's index (a sink splits a batch by these). A result that ClickHouse
+        explodes has one row (its line) in an :data:`EXPLODE_TABLES` table."""
+        self.exploded_rows: list[int] = []
+        """Per line of the explode tables: the rows ClickHouse makes of it."""
 
     def rows(self, table: str) -> int:
         return len(self.tables[table])
@@ -185,6 +192,7 @@ class RowBatch:
         self.notes = []
         self.nulled = {}
         self.spans = []
+        self.exploded_rows = []
 
     def null(self, field: str, why: str) -> None:
         """Record that an optional value of the current result was nulled, and why."""

@@ -14,9 +14,18 @@ the same tables become two per name, generated here so there is no hand-kept cop
   grenswacht keeps using the unchanged table names.
 
 ``ALTER TABLE`` column changes are applied to both tables, ``DROP TABLE`` drops both, and a
-plain ``CREATE VIEW`` gets ``ON CLUSTER`` (it reads the Distributed names). Anything else
-(materialized views, non-MergeTree tables, inserts) raises :class:`ConfigError` naming the
-statement: silently producing wrong cluster DDL would be worse than refusing.
+plain ``CREATE VIEW`` gets ``ON CLUSTER`` (it reads the Distributed names).
+
+Input tables that ClickHouse explodes (``ENGINE = Null`` with a materialized view ``TO`` a
+MergeTree table, ``050_traceroute_explode.sql``) become ``<name>_local`` (Null) on every node,
+``<name>`` Distributed over them, **sharded like the view's target table**, and the view
+``ON CLUSTER`` reading ``<name>_local`` and writing ``<target>_local``: a line lands on the
+shard its result's rows belong to, and its view writes them there, into the replicated
+table (so insert deduplication and ``FINAL`` stay per shard, as for a direct insert). The
+target's sharding key is read from the schema files (:func:`schema_tables`); views of one
+input table must agree on it. Anything else (other materialized views, other engines,
+inserts) raises :class:`ConfigError` naming the statement: silently producing wrong cluster
+DDL would be worse than refusing.
 
 Everything here is pure (strings in, strings out); ``grenswacht migrate --cluster NAME``
 applies the result.
@@ -27,8 +36,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
-from schemas.clickhouse import split_statements
+from schemas.clickhouse import migration_files, split_statements
 from schemas.errors import ConfigError
 
 LOCAL_SUFFIX = "_local"
@@ -58,6 +68,14 @@ _NEXT_CLAUSE = re.compile(
     r"\b(PARTITION\s+BY|PRIMARY\s+KEY|SAMPLE\s+BY|TTL|SETTINGS|COMMENT)\b", re.I
 )
 _DEDUP_WINDOW = re.compile(r"\bnon_replicated_deduplication_window\b", re.I)
+_NULL_ENGINE = re.compile(r"\bENGINE\s*=\s*Null\s*$", re.I)
+_CREATE_MV = re.compile(
+    rf"^\s*CREATE\s+MATERIALIZED\s+VIEW\s+(?P<ine>IF\s+NOT\s+EXISTS\s+)?"
+    rf"(?P<name>(?:{_IDENT}\.)?{_IDENT})\s+TO\s+(?P<to>(?:{_IDENT}\.)?{_IDENT})\s+AS\s+"
+    rf"(?P<select>SELECT\b.*)$",
+    re.I | re.S,
+)
+_FROM = re.compile(rf"\bFROM\s+(?P<name>(?:{_IDENT}\.)?{_IDENT})", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +129,7 @@ def _convert(statement: str, target: ClusterTarget) -> list[str]:
         head += "IF NOT EXISTS " if match["ine"] else ""
         return [f"{head}{match['name']} {target.on_cluster} {match['rest']}"]
     if re.match(r"^\s*CREATE\s+MATERIALIZED\s+VIEW\b", statement, re.I):
-        raise ConfigError(f"cluster DDL: materialized views are not supported: {_head(statement)}")
+        return [_materialized_view(statement, target)]
     if match := _ALTER_TABLE.match(statement):
         name, rest = match["name"], match["rest"]
         local = f"ALTER TABLE {local_name(name)} {target.on_cluster} {rest}"
@@ -128,6 +146,87 @@ def _convert(statement: str, target: ClusterTarget) -> list[str]:
     raise ConfigError(f"cluster DDL: unsupported statement: {_head(statement)}")
 
 
+@cache
+def schema_tables() -> dict[str, str]:
+    """``name -> CREATE statement`` of every table and materialized view the schema files
+    create (single-node form), for the look-ups across files."""
+    found: dict[str, str] = {}
+    for _, sql in migration_files():
+        for statement in split_statements(sql):
+            if match := _CREATE_TABLE.match(statement):
+                found[match["name"]] = statement
+            elif match := _CREATE_MV.match(statement):
+                found[match["name"]] = statement
+    return found
+
+
+def _target_sharding_key(table: str) -> str:
+    statement = schema_tables().get(table)
+    match = _CREATE_TABLE.match(statement or "")
+    if statement is None or match is None:
+        raise ConfigError(f"cluster DDL: the view target {table} is not a schema table")
+    rest = statement[match.end():]
+    tail = rest[_matching_paren(rest, 0) + 1:]
+    engine = _ENGINE.search(tail)
+    if engine is None:
+        raise ConfigError(f"cluster DDL: the view target {table} is not a MergeTree table")
+    return sharding_key(tail[engine.end():])
+
+
+def _view_expressions(select: str) -> dict[str, str]:
+    """``alias -> expression`` of a view's ``SELECT expr AS alias, …`` list."""
+    body = select[len("SELECT"):]
+    end = _top_level_search(_FROM, body)
+    expressions: dict[str, str] = {}
+    for item in _split_top_level(body[:end] if end is not None else body):
+        found = re.fullmatch(rf"(?P<expr>.*\S)\s+AS\s+(?P<alias>{_IDENT})", item, re.I | re.S)
+        if found:
+            expressions[found["alias"].strip("`")] = " ".join(found["expr"].split())
+    return expressions
+
+
+def _input_sharding_key(name: str) -> str:
+    """The sharding key of a Null input table: the key of its views' targets, with each
+    key column replaced by the view's expression for it, so a line hashes exactly as its
+    rows would (same values, same types) and lands on their shard."""
+    keys = set()
+    for statement in schema_tables().values():
+        view = _CREATE_MV.match(statement)
+        source = _FROM.search(view["select"]) if view else None
+        if view and source and source["name"] == name:
+            key = _target_sharding_key(view["to"])
+            expressions = _view_expressions(view["select"])
+            columns = _split_top_level(key[len("cityHash64("):-1])
+            missing = [column for column in columns if column not in expressions]
+            if key == "rand()" or missing:
+                raise ConfigError(f"cluster DDL: the view {view['name']} does not select the "
+                                  f"sharding key columns {missing} of {view['to']}")
+            keys.add(f"cityHash64({', '.join(expressions[c] for c in columns)})")
+    if len(keys) != 1:
+        raise ConfigError(f"cluster DDL: the Null table {name} needs materialized views whose "
+                          f"targets share one sharding key (found {sorted(keys)})")
+    return keys.pop()
+
+
+def _materialized_view(statement: str, target: ClusterTarget) -> str:
+    match = _CREATE_MV.match(statement)
+    source = _FROM.search(match["select"]) if match else None
+    if match is None or source is None:
+        raise ConfigError("cluster DDL: only a materialized view TO a table, reading one "
+                          f"table, is supported: {_head(statement)}")
+    origin = schema_tables().get(source["name"], "")
+    if not _NULL_ENGINE.search(origin):
+        raise ConfigError(f"cluster DDL: a materialized view must read a Null input table, "
+                          f"not {source['name']}: {_head(statement)}")
+    _target_sharding_key(match["to"])  # a MergeTree schema table
+    select = match["select"]
+    select = (select[: source.start("name")] + local_name(source["name"])
+              + select[source.end("name"):])
+    exists = "IF NOT EXISTS " if match["ine"] else ""
+    return (f"CREATE MATERIALIZED VIEW {exists}{match['name']} {target.on_cluster} "
+            f"TO {local_name(match['to'])} AS {select}")
+
+
 def _create_table(statement: str, match: re.Match[str], target: ClusterTarget) -> list[str]:
     name = match["name"]
     rest = statement[match.end():]
@@ -135,6 +234,17 @@ def _create_table(statement: str, match: re.Match[str], target: ClusterTarget) -
         raise ConfigError(f"cluster DDL: expected a column list after {name}: {_head(statement)}")
     columns_end = _matching_paren(rest, 0)
     columns, tail = rest[: columns_end + 1], rest[columns_end + 1:]
+    exists = "IF NOT EXISTS " if match["ine"] else ""
+    qualifier, _, table = local_name(name).rpartition(".")
+    database = qualifier or target.database_expression
+    if _NULL_ENGINE.search(tail):
+        return [
+            f"CREATE TABLE {exists}{local_name(name)} {target.on_cluster}\n{columns}\n"
+            "ENGINE = Null",
+            f"CREATE TABLE {exists}{name} {target.on_cluster} AS {local_name(name)}\n"
+            f"ENGINE = Distributed('{target.cluster}', {database}, {table}, "
+            f"{_input_sharding_key(name)})",
+        ]
     engine = _ENGINE.search(tail)
     if engine is None:
         raise ConfigError(
@@ -151,9 +261,6 @@ def _create_table(statement: str, match: re.Match[str], target: ClusterTarget) -
         replicated_args += f", {arguments}"
     engine_clause = f"ENGINE = Replicated{engine['engine']}({replicated_args})"
     clauses = _DEDUP_WINDOW.sub("replicated_deduplication_window", after_engine.strip())
-    exists = "IF NOT EXISTS " if match["ine"] else ""
-    qualifier, _, table = local_name(name).rpartition(".")
-    database = qualifier or target.database_expression
     local = (
         f"CREATE TABLE {exists}{local_name(name)} {target.on_cluster}\n{columns}\n"
         f"{tail[: engine.start()].strip()}{' ' if tail[: engine.start()].strip() else ''}"

@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -284,13 +285,18 @@ def test_an_insert_clickhouse_refuses_is_bisected_to_the_bad_result(storage: Sto
     from consumers.sink import ResultSink
 
     lines = _sagan_lines()[:12]
+    # a float TTL: valid (the normaliser takes 64.0 as 64), but not for ClickHouse's explode
+    # (schemas/explode.py), so this result's rows are made in Python
+    lines[7] = re.sub(rb'("size":\d+,"ttl":)(\d+)', rb'\1\2.0', lines[7], count=1)
     _, messages = _sink_messages("integrity-bisect", lines)
     sink = ResultSink(storage)
     for message in messages:
         sink.add(message)
     # a value past the normaliser's checks (as a bug there would let through)
-    table, start, _ = sink.batch.spans[7]
-    sink_value = sink.results[7][0].value
+    index = [message.value for message, _ in sink.results].index(lines[7])
+    table, start, _ = sink.batch.spans[index]
+    assert table == "traceroute_hops" and sink.batch.spans[0][0] == "traceroute_input"
+    sink_value = sink.results[index][0].value
     rows = sink.batch.tables[table]
     size = TRACEROUTE_SIZE
     rows[start] = rows[start][:size] + (2**40,) + rows[start][size + 1:]
@@ -307,6 +313,41 @@ def test_an_insert_clickhouse_refuses_is_bisected_to_the_bad_result(storage: Sto
     assert orphans == 0
 
 
+def test_a_line_clickhouse_refuses_is_normalised_in_python(storage: Storage) -> None:
+    """A value that slipped past schemas/explode.py's checks into an exploded line: ClickHouse
+    refuses it (accurateCast), the sink isolates that result and normalises it in Python,
+    so every result is stored with exactly the normaliser's rows and nothing is dead."""
+    from consumers.sink import ResultSink
+
+    lines = _sagan_lines()[:12]
+    _, messages = _sink_messages("integrity-refused-line", lines)
+    sink = ResultSink(storage)
+    for message in messages:
+        sink.add(message)
+    table, start, _ = sink.batch.spans[7]
+    assert table == "traceroute_input"
+    bad = orjson.loads(sink.results[7][0].value)
+    line = sink.batch.tables[table][start][0]
+    sink.batch.tables[table][start] = (re.sub(rb'"size":\d+', b'"size":1099511627776', line,
+                                              count=1),)
+    sink.flush()
+    assert sink.stats.results == len(lines) and sink.stats.dead_letters == 0
+    expected = RowBatch()
+    for line in lines:
+        normalize_into(orjson.loads(line), expected, source="file", payload=line)
+    assert counts(storage)["traceroute_hops"] == expected.rows("traceroute_hops")
+    assert sink.stats.rows["traceroute_hops"] == expected.rows("traceroute_hops")
+    sizes = storage.query(
+        "SELECT groupArray(size) FROM (SELECT size FROM traceroute_hops FINAL WHERE "
+        "measurement_id = {m:UInt64} AND probe_id = {p:UInt64} AND timestamp = "
+        "toDateTime64({t:UInt64}, 3, 'UTC') ORDER BY hop, reply_index)",
+        {"m": bad["msm_id"], "p": bad["prb_id"], "t": bad["timestamp"]}).rows[0][0]
+    size = TRACEROUTE_COLUMNS.index("size")
+    assert sizes == [row[size] for row in expected.tables["traceroute_hops"]
+                     if row[1] == bad["msm_id"] and row[2] == bad["prb_id"]
+                     and row[3] == bad["timestamp"] * 1000 and row[size] is not None]
+
+
 class _Down:
     """The real store behind a switch: while ``down``, inserts fail as when the disk is
     full (the error ClickHouse gives then, mapped at the seam)."""
@@ -314,13 +355,20 @@ class _Down:
     def __init__(self, storage: Storage) -> None:
         self.storage, self.down = storage, True
 
-    def insert(self, table: str, columns: Any, *, dedup_token: str | None = None) -> int:
+    def _check(self) -> None:
         if self.down:
             from consumers.storage import _map_error
 
             raise _map_error(RuntimeError("Code: 243. DB::Exception: Cannot reserve 1.00 "
                                           "MiB, not enough space. (NOT_ENOUGH_SPACE)"), "insert")
+
+    def insert(self, table: str, columns: Any, *, dedup_token: str | None = None) -> int:
+        self._check()
         return self.storage.insert(table, columns, dedup_token=dedup_token)
+
+    def insert_lines(self, table: str, lines: Any, **options: Any) -> int:
+        self._check()
+        return self.storage.insert_lines(table, lines, **options)
 
 
 def test_backpressure_waits_shows_why_and_then_stores(storage: Storage) -> None:

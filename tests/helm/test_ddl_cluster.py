@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import orjson
 import pytest
 
 from consumers.storage import Storage
@@ -18,6 +20,7 @@ from schemas.clickhouse.cluster import (
 from schemas.errors import ConfigError
 
 TARGET = ClusterTarget("grenswacht", database="grenswacht")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "atlas"
 
 
 def _parse(storage: Storage, statement: str) -> str:
@@ -25,12 +28,13 @@ def _parse(storage: Storage, statement: str) -> str:
     return str(storage.query("SELECT formatQuery({q:String})", {"q": statement}).rows[0][0])
 
 
-def _single_node_tables() -> dict[str, str]:
+def _single_node_tables(*, null: bool = False) -> dict[str, str]:
+    """The MergeTree tables of the schema files (with ``null``: the Null input tables)."""
     tables = {}
     for _, sql in migration_files():
         for statement in split_statements(sql):
             found = re.match(r"\s*CREATE TABLE IF NOT EXISTS (\w+)", statement)
-            if found:
+            if found and bool(re.search(r"ENGINE = Null\s*$", statement)) == null:
                 tables[found[1]] = statement
     return tables
 
@@ -43,7 +47,7 @@ def test_every_schema_file_converts_and_parses(session_storage: Storage) -> None
     for _, sql in migration_files():
         produced += cluster_migration(sql, TARGET)
         for statement in split_statements(sql):  # local + distributed, except a view
-            expected += 1 if re.match(r"\s*CREATE VIEW", statement) else 2
+            expected += 1 if re.match(r"\s*CREATE (MATERIALIZED )?VIEW", statement) else 2
     assert len(produced) == expected and expected >= 2 * len(tables)
     for statement in produced:
         canonical = _parse(session_storage, statement)
@@ -112,6 +116,60 @@ def test_results_of_one_measurement_result_share_a_shard() -> None:
     assert keys == {"(source, measurement_id, probe_id, timestamp))"}
 
 
+@pytest.mark.parametrize("table", sorted(_single_node_tables(null=True)))
+def test_an_input_table_and_its_view_stay_on_the_shard_of_the_rows(
+    session_storage: Storage, table: str
+) -> None:
+    """A Null input table is Null on every node, Distributed with the sharding key of its
+    view's target expressed in the input's columns, and the view writes the target's local
+    table from the local input: a line's rows are written on the shard where a direct insert
+    of those rows would land. The keys are compared on real rows: lines ClickHouse parses
+    (format()) hash exactly as the rows their view makes."""
+    statements = [s for _, sql in migration_files() for s in cluster_migration(sql, TARGET)]
+    local = next(s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {table}"
+                                                       f"{LOCAL_SUFFIX} "))
+    distributed = next(s for s in statements
+                       if s.startswith(f"CREATE TABLE IF NOT EXISTS {table} "))
+    view = next(s for s in statements if s.startswith("CREATE MATERIALIZED VIEW")
+                and f"FROM {table}{LOCAL_SUFFIX}" in s)
+    assert local.rstrip().endswith("ENGINE = Null")
+    target = re.search(r" TO (\w+) AS ", view)
+    assert target is not None and target[1].endswith(LOCAL_SUFFIX)
+    _, target_distributed = cluster_statements(
+        [_single_node_tables()[target[1][: -len(LOCAL_SUFFIX)]]], TARGET)
+    for statement in (local, distributed, view):
+        assert "ON CLUSTER grenswacht" in _parse(session_storage, statement)
+    input_key = re.search(r", (cityHash64\(.*\))\)$", distributed)
+    rows_key = re.search(r", (cityHash64\(.*\))\)$", target_distributed)
+    assert input_key is not None and rows_key is not None
+    # real lines: the regular traceroutes of a fixture, as the sink sends them
+    from schemas.explode import explode_into
+    from schemas.normalize import RowBatch
+
+    batch = RowBatch()
+    for line in (FIXTURES / "traceroute" / "sagan_tests.jsonl").read_bytes().splitlines():
+        explode_into(orjson.loads(line), batch, source="file", payload=line)
+    lines = b"\n".join(row[0] for row in batch.tables[table]).decode()
+    assert lines
+    structure = session_storage.query(
+        "SELECT arrayStringConcat(groupArray(concat('`', name, '` ', type)), ', ') "
+        "FROM system.columns WHERE database = currentDatabase() AND table = {t:String}",
+        {"t": table}).rows[0][0]
+    parsed = f"format(JSONEachRow, {_quote(structure)}, {_quote(lines)})"
+    by_line = session_storage.query(
+        f"SELECT groupArray({input_key[1]}) FROM {parsed}").rows[0][0]  # noqa: S608
+    select = re.split(r"\sAS\s+SELECT\s", view, maxsplit=1)[1]
+    columns, joins = re.split(rf"\sFROM\s+{table}{LOCAL_SUFFIX}\b", select, maxsplit=1)
+    exploded = session_storage.query(
+        f"SELECT groupArray(DISTINCT {rows_key[1]}) FROM (SELECT {columns} "  # noqa: S608
+        f"FROM {parsed} {joins})").rows[0][0]
+    assert sorted(set(by_line)) == sorted(exploded) and len(by_line) == len(batch.spans)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def test_default_database_is_the_current_one() -> None:
     _, distributed = cluster_statements([_single_node_tables()["raw_results"]],
                                         ClusterTarget("c1"))
@@ -146,6 +204,8 @@ def test_alter_drop_and_view_statements(session_storage: Storage) -> None:
     "statement",
     [
         "CREATE MATERIALIZED VIEW mv TO t AS SELECT 1",
+        "CREATE MATERIALIZED VIEW mv TO traceroute_hops AS SELECT * FROM raw_results",
+        "CREATE MATERIALIZED VIEW mv ENGINE = MergeTree ORDER BY x AS SELECT 1 AS x FROM t",
         "CREATE TABLE scratch (x UInt8) ENGINE = Memory",
         "INSERT INTO raw_results VALUES (1)",
         "CREATE TABLE broken (x UInt8 ENGINE = MergeTree ORDER BY x",
