@@ -113,6 +113,8 @@ class IngestConsumer:
         # buffer; nothing of it was committed, so the partitions' next owner reads it again
         if not self.flush_and_commit(retry=False):
             self.sink.discard()
+        # what comes after a rebalance may be a batch another member failed to write
+        self.sink.verify_next = True
 
     def _waiting(self, error: BaseException, seconds: float, failures: int) -> None:
         stats = self.sink.stats

@@ -28,7 +28,16 @@ write. Nothing lost, nothing doubled:
   unknown reason, the store is in trouble, not the data: that is raised as backpressure.
 * **Backpressure** (:class:`~schemas.errors.StorageUnavailable`: storage down, disk full,
   out of memory, too many parts) is raised to the caller, which retries the whole flush
-  with backoff (inserts that went through are deduplicated by their tokens).
+  with backoff.
+* **An insert that failed has an unknown outcome.** ClickHouse records a block's token in
+  the table's deduplication log before it commits the part; an insert that fails in between
+  (seen with a full disk) leaves the token without its rows, and a retry with the same token
+  would be dropped as a duplicate — rows lost while the raw row says "complete". So a retried
+  write salts every token with its attempt number (rows that did go through the first time
+  are folded by the ReplacingMergeTree natural keys), and the first write of a sink and the
+  first after a rebalance (which may replay a batch another process failed to write) are
+  checked against the store: every result's raw row and child rows are counted, and what is
+  missing is written again under a salted token (:meth:`ResultSink._verify`).
 
 Longer than 400 lines because the write of one batch (order, tokens, bisection, the Python
 fallback of refused lines, counting) is one piece that must be read together.
@@ -38,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +94,7 @@ DEAD_LETTER_COLUMNS = (
 _REASON = DEAD_LETTER_COLUMNS.index("reason")
 _RAW_SOURCE = TABLE_COLUMNS["raw_results"].index("source")
 _RAW_TYPE = TABLE_COLUMNS["raw_results"].index("result_type")
+_RAW_DESTINATION = TABLE_COLUMNS["raw_results"].index("destination")
 _VERSION = f"rows-v{ROWS_VERSION}".encode()
 
 
@@ -148,7 +159,7 @@ def content_token(parts: Iterable[bytes]) -> str:
 class Buffer:
     """What a sink buffered: rows, lines and dead letters of one batch of messages."""
 
-    __slots__ = ("batch", "bytes", "dead", "messages", "results")
+    __slots__ = ("attempts", "batch", "bytes", "dead", "messages", "results")
 
     def __init__(self) -> None:
         self.batch = RowBatch()
@@ -157,6 +168,14 @@ class Buffer:
         self.results: list[tuple[Message, str]] = []
         """(message, source) of every normalised result, in the batch's order."""
         self.bytes = 0
+        self.attempts = 0
+        """Writes of this buffer that failed (their outcome is unknown): salts the tokens."""
+
+
+def _salted(parts: Iterable[bytes], salt: str) -> Iterable[bytes]:
+    yield from parts
+    if salt:
+        yield salt.encode()
 
 
 class ResultSink:
@@ -168,6 +187,9 @@ class ResultSink:
         self.bus = bus
         self.buffer = Buffer()
         self.stats = IngestStats()
+        self.verify_next = True
+        """Check the next write against the store (the first of a process, the first after a
+        rebalance: it may replay a batch whose earlier insert failed elsewhere)."""
 
     @property
     def batch(self) -> RowBatch:
@@ -245,11 +267,12 @@ class ResultSink:
         self.buffer = Buffer()
 
     # -- writing ----------------------------------------------------------------------
-    def _token(self, buf: Buffer, indices: Iterable[int]) -> str:
+    def _token(self, buf: Buffer, indices: Iterable[int], salt: str = "") -> str:
         results = buf.results
-        return content_token(
-            part for i in indices
-            for part in (results[i][1].encode(), results[i][0].value))
+        salt = salt or (f"attempt-{buf.attempts}" if buf.attempts else "")
+        return content_token(_salted(
+            (part for i in indices
+             for part in (results[i][1].encode(), results[i][0].value)), salt))
 
     def _rows(self, buf: Buffer, table: str, indices: Sequence[int]) -> list[tuple[Any, ...]]:
         rows = buf.batch.tables[table]
@@ -306,9 +329,9 @@ class ResultSink:
                 bad.update(self._bisect(buf, table, part, exc))
         return bad
 
-    def _write_dead(self, rows: list[tuple[Any, ...]]) -> None:
-        token = content_token(
-            f"{row[1]}\0{row[_REASON]}\0{row[8]}".encode() for row in rows)
+    def _write_dead(self, rows: list[tuple[Any, ...]], salt: str = "") -> None:
+        token = content_token(_salted(
+            (f"{row[1]}\0{row[_REASON]}\0{row[8]}".encode() for row in rows), salt))
         try:
             self._insert("dead_letters", rows, token)
         except StorageUnavailable:
@@ -316,8 +339,8 @@ class ResultSink:
         except QueryError as exc:
             if len(rows) > 1:
                 middle = len(rows) // 2
-                self._write_dead(rows[:middle])
-                self._write_dead(rows[middle:])
+                self._write_dead(rows[:middle], salt)
+                self._write_dead(rows[middle:], salt)
                 return
             stripped = rows[0][:-1] + ("",)  # the payload alone may be what fails
             try:
@@ -345,7 +368,15 @@ class ResultSink:
         the same write can be retried (the inserts that went through are deduplicated)."""
         if not buf.messages:
             return {}
+        try:
+            return self._write_buffer(buf)
+        except BaseException:
+            buf.attempts += 1
+            raise
+
+    def _write_buffer(self, buf: Buffer) -> dict[TopicPartition, int]:
         batch = buf.batch
+        salt = f"attempt-{buf.attempts}" if buf.attempts else ""
         every = range(len(buf.results))
         rejected: dict[int, str] = {}
         normalised: dict[int, tuple[str, int]] = {}
@@ -361,20 +392,98 @@ class ResultSink:
         stored = [i for i in every if i not in rejected and i not in refused_by_normaliser]
         dead = [*buf.dead, *refused_by_normaliser.values(), *self._rejected_rows(buf, rejected)]
         if dead:
-            self._write_dead(dead)
+            self._write_dead(dead, salt)
             self._publish_dead(dead)
         if stored:
             whole = not rejected and not refused_by_normaliser
             refused = self._write(buf, "raw_results", stored, whole=whole)
             if refused:  # not expected (every raw column is checked); kept all the same
                 extra = self._rejected_rows(buf, refused)
-                self._write_dead(extra)
+                self._write_dead(extra, salt)
                 dead += extra
                 rejected.update(refused)
                 stored = [i for i in stored if i not in refused]
+        if self.verify_next:
+            self._verify(buf, stored, normalised)
+            self.verify_next = False
         offsets = next_offsets(buf.messages)
         self._count(buf, stored, normalised, dead)
         return offsets
+
+    def _verify(self, buf: Buffer, stored: list[int],
+                normalised: dict[int, tuple[str, int]]) -> None:
+        """Count what the store holds of every stored result (its raw row, its child rows)
+        and write again, under a salted token, the results of which something is missing."""
+        raw = buf.batch.tables["raw_results"]
+        spans = buf.batch.spans
+        # results with one natural key (a result sent twice) are one row each in FINAL
+        natural: dict[tuple[Any, ...], tuple[str, int]] = {}
+        where: dict[int, tuple[str, tuple[Any, ...]]] = {}
+        for i in stored:
+            row = raw[i]
+            key = tuple(row[:4])  # source, measurement_id, probe_id, timestamp (ms)
+            if i in normalised:
+                table, count = normalised[i]
+            else:
+                table, start, end = spans[i]
+                if table in EXPLODE_TABLES:
+                    table, count = EXPLODE_TABLES[table], buf.batch.exploded_rows[start]
+                else:
+                    count = end - start
+            full = (*key, row[_RAW_TYPE], row[_RAW_DESTINATION])
+            natural[full] = (table, max(count, natural.get(full, (table, 0))[1]))
+            where[i] = (table, key)
+        want: dict[str, Counter[tuple[Any, ...]]] = {}
+        for full, (table, count) in natural.items():
+            want.setdefault("raw_results", Counter())[full[:4]] += 1
+            want.setdefault(table, Counter())[full[:4]] += count
+        have = {table: self._stored_counts(table, keys) for table, keys in want.items()}
+        short = {table: {key for key, n in keys.items() if have[table][key] < n}
+                 for table, keys in want.items()}
+        missing = [i for i in stored if where[i][1] in short["raw_results"]
+                   or where[i][1] in short[where[i][0]]]
+        if not missing:
+            return
+        log.warning("%d of %d results of this batch were not all in the store after their "
+                    "inserts (an earlier insert failed with an unknown outcome); writing them "
+                    "again", len(missing), len(stored))
+        salt = f"verify-{secrets.token_hex(8)}"  # never a token an earlier check used
+        again = set(missing)
+        for table in WRITE_ORDER:
+            mine = [i for i in missing if i not in normalised and spans[i][0] == table]
+            if mine:
+                self._insert(table, self._rows(buf, table, mine), self._token(buf, mine, salt))
+        fallback = RowBatch()
+        redo = [i for i in missing if i in normalised]
+        for i in redo:
+            message, source = buf.results[i]
+            normalize_into(orjson.loads(message.value), fallback, source=source,
+                           payload=message.value)
+        for table in CHILD_TABLES:
+            mine = [position for position, span in enumerate(fallback.spans) if span[0] == table]
+            if mine:
+                rows = [row for p in mine for row in
+                        fallback.tables[table][fallback.spans[p][1]:fallback.spans[p][2]]]
+                self._insert(table, rows, self._token(buf, [redo[p] for p in mine], salt))
+        self._insert("raw_results", [raw[i] for i in stored if i in again],
+                     self._token(buf, [i for i in stored if i in again], salt))
+
+    def _stored_counts(self, table: str,
+                       keys: Counter[tuple[Any, ...]]) -> Counter[tuple[Any, ...]]:
+        """Rows of ``table`` per (source, measurement_id, probe_id, timestamp ms) of ``keys``."""
+        measurements = sorted({key[1] for key in keys})
+        probes = sorted({key[2] for key in keys})
+        sql = (f"SELECT source, measurement_id, probe_id, toUnixTimestamp64Milli(timestamp), "  # noqa: S608 - one of our tables
+               f"count() FROM {table} FINAL WHERE measurement_id IN {{m:Array(UInt64)}} "
+               f"AND probe_id IN {{p:Array(UInt64)}} "
+               f"GROUP BY source, measurement_id, probe_id, timestamp")
+        result = self.storage.query(sql, {"m": measurements, "p": probes})
+        found: Counter[tuple[Any, ...]] = Counter()
+        for source, msm, prb, ts, count in result.rows:
+            key = (source, int(msm), int(prb), int(ts))
+            if key in keys:
+                found[key] += int(count)
+        return found
 
     def _normalise_refused(
         self, buf: Buffer, refused: dict[int, str], normalised: dict[int, tuple[str, int]],

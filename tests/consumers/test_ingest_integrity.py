@@ -370,6 +370,10 @@ class _Down:
         self._check()
         return self.storage.insert_lines(table, lines, **options)
 
+    def query(self, sql: str, parameters: Any = None, **options: Any) -> Any:
+        self._check()
+        return self.storage.query(sql, parameters, **options)
+
 
 def test_backpressure_waits_shows_why_and_then_stores(storage: Storage) -> None:
     import threading
