@@ -14,15 +14,14 @@ publish and save re-fetches, never skips (at-least-once).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from scheduler.jsonstate import JsonState
 from schemas.bus import Bus
 from schemas.errors import AtlasAPIError
 from schemas.retry import RetryPolicy
@@ -31,38 +30,30 @@ from schemas.topics import HEADER_ORIGIN, HEADER_SOURCE, RESULTS, result_key
 LOG = logging.getLogger(__name__)
 
 
-class StateFile:
+class StateFile(JsonState):
     """``{"checkpoints": {msm_id: last_timestamp}, "measurements": {msm_id: key}}`` on disk,
-    written atomically. The constructor does no I/O; :meth:`load` reads."""
+    written atomically (:class:`~scheduler.jsonstate.JsonState`). The constructor does no
+    I/O; :meth:`load` reads."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        super().__init__(path)
         self.checkpoints: dict[int, int] = {}
         self.measurements: dict[int, str] = {}
-        self._lock = threading.Lock()
 
     def load(self) -> StateFile:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return self
-        except (OSError, ValueError) as exc:
-            LOG.warning("ignoring unreadable scheduler state %s: %s", self.path, exc)
-            return self
+        super().load()
+        data = self.data
         self.checkpoints = {int(k): int(v) for k, v in data.get("checkpoints", {}).items()}
         self.measurements = {int(k): str(v) for k, v in data.get("measurements", {}).items()}
         return self
 
     def save(self) -> None:
-        with self._lock:
-            data = {
+        with self.lock:
+            self.data = {
                 "checkpoints": {str(k): v for k, v in sorted(self.checkpoints.items())},
                 "measurements": {str(k): v for k, v in sorted(self.measurements.items())},
             }
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            os.replace(tmp, self.path)
+            super().save()
 
 
 class ResultSource(Protocol):

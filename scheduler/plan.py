@@ -27,6 +27,13 @@ RUNNING_STATUSES = (0, 1, 2)  # Specified, Scheduled, Ongoing
 MEASUREMENTS_PATH = "/api/v2/measurements/"
 
 
+
+def identity_key(prefix: str, identity: dict[str, Any]) -> str:
+    """A stable key of what makes a measurement itself: ``prefix-`` and 10 hex digits of
+    the sha256 of its identity (JSON, keys sorted)."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return f"{prefix}-{digest[:10]}"
+
 @dataclass(frozen=True, slots=True)
 class MeasurementSpec:
     kind: Literal["traceroute", "dns"]
@@ -54,8 +61,7 @@ class MeasurementSpec:
             "paris": self.paris,
             "sources": [dict(s) for s in self.sources],
         }
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-        return f"gw-{digest[:10]}"
+        return identity_key("gw", identity)
 
     @property
     def label(self) -> str:

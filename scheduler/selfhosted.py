@@ -24,14 +24,13 @@ packet counts are the vantage point's own settings.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from scheduler.inventory import Criticality, Inventory, SelfHostedVantageSet
+from scheduler.plan import identity_key
 from schemas.tasks import ProbeTask, series_measurement_id
 
 
@@ -61,8 +60,7 @@ class TaskSeries:
             "paris": self.paris,
             "options": [list(o) for o in self.options],
         }
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-        return f"gwp-{digest[:10]}"
+        return identity_key("gwp", identity)
 
     @property
     def msm_id(self) -> int:
