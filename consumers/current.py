@@ -27,7 +27,8 @@ SELECT application, verdict, confidence, shares, class_counts, path_count, worst
        hostnames, addresses, cname_chains, providers
 FROM application_current
 """
-INVENTORY_SQL = "SELECT application, municipalities, criticality FROM applications FINAL"
+INVENTORY_SQL = ("SELECT application, municipalities, criticality, hostnames "
+                 "FROM applications FINAL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,8 @@ def _state(row: dict[str, Any]) -> ApplicationState:
     if "verdict" not in row:
         return ApplicationState(str(row["application"]), NOT_MEASURED,
                                 municipalities=municipalities,
-                                criticality=str(row.get("criticality") or ""))
+                                criticality=str(row.get("criticality") or ""),
+                                hostnames=tuple(row.get("hostnames") or ()))
     return ApplicationState(
         application=str(row["application"]), verdict=normalise_class(str(row["verdict"])),
         confidence=str(row["confidence"]), shares=dict(row["shares"] or {}),
@@ -124,6 +126,59 @@ def current_applications(store: Store, municipality: str | None = None
         wanted = municipality.casefold()
         states = [s for s in states if any(m.casefold() == wanted for m in s.municipalities)]
     return sorted(states, key=lambda s: (-SEVERITY.get(s.verdict, -1), s.application))
+
+
+def hostnames_of(state: ApplicationState) -> list[str]:
+    """The application's hostnames as the results name them (lower case, no final dot)."""
+    return sorted({h.lower().rstrip(".") for h in state.hostnames})
+
+
+_RESULTS_SQL = """
+SELECT hostname, countIf(kind = 'dns') AS dns, countIf(kind = 'traceroute') AS traceroutes
+FROM (SELECT lower(trimRight(query_name, '.')) AS hostname, 'dns' AS kind FROM dns_answers
+      WHERE lower(trimRight(query_name, '.')) IN {names:Array(String)}
+      UNION ALL
+      SELECT resolver_address, 'dns' FROM dns_answers
+      WHERE resolver_address IN {names:Array(String)}
+      UNION ALL
+      SELECT lower(trimRight(destination_name, '.')), 'traceroute' FROM traceroute_hops
+      WHERE hop = 1 AND lower(trimRight(destination_name, '.')) IN {names:Array(String)}
+      UNION ALL
+      SELECT destination_address, 'traceroute' FROM traceroute_hops
+      WHERE hop = 1 AND destination_address IN {names:Array(String)})
+GROUP BY hostname
+"""
+_PATHED_SQL = """
+SELECT DISTINCT arrayJoin(applications) AS application FROM path_verdicts FINAL
+WHERE hasAny(applications, {applications:Array(String)})
+"""
+
+
+def coverage(store: Store, states: Sequence[ApplicationState]) -> dict[str, str]:
+    """Why each unmeasured application has no verdict: ``not_home`` (paths analysed, but
+    none from its home vantage points), ``not_analysed`` (traceroutes stored, no path
+    verdict yet), ``dns_only`` (DNS answers but no traceroute) or ``no_results`` (nothing
+    stored for its hostnames)."""
+    missing = [s for s in states if not s.measured]
+    if not missing:
+        return {}
+    names = sorted({n for s in missing for n in hostnames_of(s)})
+    seen = {str(r["hostname"]): r for r in store.query(
+        _RESULTS_SQL, {"names": names}).as_dicts()} if names else {}
+    pathed = {str(r[0]) for r in store.query(
+        _PATHED_SQL, {"applications": [s.application for s in missing]}).rows}
+    why: dict[str, str] = {}
+    for state in missing:
+        rows = [seen[n] for n in hostnames_of(state) if n in seen]
+        if state.application in pathed:
+            why[state.application] = "not_home"
+        elif any(int(r["traceroutes"]) for r in rows):
+            why[state.application] = "not_analysed"
+        elif any(int(r["dns"]) for r in rows):
+            why[state.application] = "dns_only"
+        else:
+            why[state.application] = "no_results"
+    return why
 
 
 def shares_by_municipality(states: Sequence[ApplicationState]) -> dict[str, dict[str, float]]:

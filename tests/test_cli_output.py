@@ -364,3 +364,5 @@ def test_apps_at_80_columns_and_literally(env: dict[str, str], tmp_path: Path) -
     rows = json.loads(_cli(env, "apps", "-f", "json").stdout)
     names = {r["application"] for r in rows}
     assert "[/x] :x: [bold]markup[/bold]" in names and "Wikipedia (esams, Amsterdam)" in names
+    afas = next(r for r in rows if r["application"] == "AFAS Profit")
+    assert afas["coverage"] == "no_results" and afas["why"] == "no results for its hostnames yet"

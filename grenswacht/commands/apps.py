@@ -11,6 +11,7 @@ import typer
 
 from consumers.current import (
     ApplicationState,
+    coverage,
     current_applications,
     shares_by_municipality,
 )
@@ -49,10 +50,23 @@ OPTIONAL_COLUMNS = ("measured until (UTC)", "VPs", "paths", "shares of home path
 and why)."""
 
 
-def _rows(states: Sequence[ApplicationState]) -> list[list[object]]:
+NOT_MEASURED_WHY = {
+    "no_results": "no results for its hostnames yet",
+    "dns_only": "only DNS answers so far, no traceroute",
+    "not_analysed": "traceroutes stored, not analysed yet",
+    "not_home": "paths only from vantage points outside its home set (the web UI shows "
+                "them)",
+}
+"""Why an application has no verdict (:func:`consumers.current.coverage`), in words."""
+
+
+def _rows(states: Sequence[ApplicationState],
+          why_not: dict[str, str]) -> list[list[object]]:
     return [[s.application, s.verdict if s.measured else "not measured",
              s.confidence if s.measured else "", _shares(s), len(s.vantage_points) or "",
-             s.paths or "", _period(s), s.why] for s in states]
+             s.paths or "", _period(s),
+             s.why if s.measured else NOT_MEASURED_WHY.get(why_not.get(s.application, ""), "")]
+            for s in states]
 
 
 def apps(
@@ -66,6 +80,7 @@ def apps(
         store = open_cli_store(storage)
         try:
             states = current_applications(store, municipality)
+            why_not = coverage(store, states)
         finally:
             store.close()
     except GrenswachtError as exc:
@@ -73,21 +88,29 @@ def apps(
     if municipality and not states:
         fail(f"no application of municipality {municipality!r} in the inventory")
     if fmt is OutputFormat.json:
-        print_json(console, [s.as_dict() for s in states])
+        print_json(console, [s.as_dict() if s.measured else {
+            **s.as_dict(), "coverage": why_not.get(s.application, ""),
+            "why": NOT_MEASURED_WHY.get(why_not.get(s.application, ""), "")}
+            for s in states])
         return
     if fmt is OutputFormat.csv:
         columns = ["application", "verdict", "confidence", "shares", "vantage_points",
                    "paths", "period_start", "period_end", "why", "municipalities"]
         print_rows(console, columns, [[
             s.application, s.verdict, s.confidence, s.shares, len(s.vantage_points), s.paths,
-            s.period_start, s.period_end, s.why, list(s.municipalities)] for s in states], fmt)
+            s.period_start, s.period_end,
+            s.why if s.measured else NOT_MEASURED_WHY.get(why_not.get(s.application, ""), ""),
+            list(s.municipalities)] for s in states], fmt)
         return
-    print_apps(states)
+    print_apps(states, why_not)
 
 
-def print_apps(states: Sequence[ApplicationState]) -> None:
-    """The table, the shares per municipality and the forward-paths note."""
-    print_rows(console, TABLE_COLUMNS, _rows(states), OutputFormat.table,
+def print_apps(states: Sequence[ApplicationState],
+               why_not: dict[str, str] | None = None) -> None:
+    """The table (with why an application has no verdict yet: ``why_not``, from
+    :func:`consumers.current.coverage`), the shares per municipality and the forward-paths
+    note."""
+    print_rows(console, TABLE_COLUMNS, _rows(states, why_not or {}), OutputFormat.table,
                title=f"{len(states)} applications", optional=OPTIONAL_COLUMNS)
     for name, shares in shares_by_municipality(states).items():
         line = ", ".join(f"{DESCRIPTIONS[k].split(' (')[0]} {v:.1%}" for k, v in shares.items())

@@ -330,11 +330,12 @@ def run(
 
 def _print_current(app: Any) -> None:
     """The current verdict of every application, as `grenswacht apps` shows it."""
-    from consumers.current import current_applications
+    from consumers.current import coverage, current_applications
     from grenswacht.commands.apps import print_apps
 
     try:
-        print_apps(current_applications(app.storage))
+        states = current_applications(app.storage)
+        print_apps(states, coverage(app.storage, states))
     except GrenswachtError as exc:
         err_console.print(f"[yellow]cannot show the applications yet[/]: {escape(str(exc))}")
 

@@ -141,7 +141,9 @@ def test_ingest_then_apps_and_findings_without_run(
     inventory = tmp_path / "apps.toml"
     inventory.write_text('[[application]]\nname = "Wikipedia"\n'
                          'hostnames = ["wikipedia-lb.esams.wikimedia.org"]\n'
-                         'municipalities = ["Utrecht"]\n')
+                         'municipalities = ["Utrecht"]\n'
+                         # traced by probes outside the Netherlands only (msm 3082698)
+                         '[[application]]\nname = "Facebook"\nhostnames = ["66.220.156.68"]\n')
     monkeypatch.setenv("GRENSWACHT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GRENSWACHT_ATLAS__INVENTORY", str(inventory))
     monkeypatch.setenv("GRENSWACHT_JURISDICTION__ATLAS_PROBE_FILES",
@@ -149,7 +151,10 @@ def test_ingest_then_apps_and_findings_without_run(
     monkeypatch.setenv("COLUMNS", "250")
     shown = _cli("ingest", str(WIKIPEDIA), str(FACEBOOK), "--storage", chdb_dsn)
     assert "windows analysed" in shown.output
-    (row,) = orjson.loads(_cli("apps", "--storage", chdb_dsn, "-f", "json").output)
+    row, facebook = orjson.loads(_cli("apps", "--storage", chdb_dsn, "-f", "json").output)
+    assert facebook["application"] == "Facebook" and facebook["verdict"] == "not_measured"
+    assert facebook["coverage"] == "not_home"  # its paths exist, none from home: and says so
+    assert "outside its home set" in facebook["why"]
     assert {k: row[k] for k in ("application", "verdict", "shares")} == {
         "application": "Wikipedia", "verdict": "us_operated_in_eu",
         "shares": {"us_operated_in_eu": 1.0}}
