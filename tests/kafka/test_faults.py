@@ -159,27 +159,35 @@ def test_kill_9_the_ingest_consumer_five_times(
     producer = start_producer(url, bulk_files)
     rng = random.Random(20260)  # noqa: S311 - kill timing only
     kills = []
-    for _ in range(5):
-        # conditions, not times: this member has committed past the previous kill (a batch
-        # of its own is complete), then it is killed right after the k-th insert of reply
-        # rows that follows, before their raw_results rows (a batch may take several
-        # inserts, and under load batches are larger)
-        previous = kills[-1] if kills else 0
-        target = rng.randint(1, 3)
-        consumer = start_consumer(url, dsn, log, verbose=True)
-        deadline = time.monotonic() + 300
-        while committed(url) <= previous:
-            assert consumer.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the consumer committed nothing"
-            time.sleep(0.1)
-        start = log.stat().st_size
-        while log.read_bytes()[start:].count(b"rows into traceroute_hops") < target:
-            assert consumer.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the consumer made no progress"
-            time.sleep(0.02)
-        consumer.send_signal(signal.SIGKILL)
-        consumer.wait(30)
-        kills.append(committed(url))
+    consumer: subprocess.Popen[bytes] | None = None
+    try:
+        for _ in range(5):
+            # conditions, not times: this member has committed past the previous kill (a batch
+            # of its own is complete), then it is killed right after the k-th insert of reply
+            # rows that follows, before their raw_results rows (a batch may take several
+            # inserts, and under load batches are larger)
+            previous = kills[-1] if kills else 0
+            target = rng.randint(1, 3)
+            consumer = start_consumer(url, dsn, log, verbose=True)
+            deadline = time.monotonic() + 300
+            while committed(url) <= previous:
+                assert consumer.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the consumer committed nothing"
+                time.sleep(0.1)
+            start = log.stat().st_size
+            while log.read_bytes()[start:].count(b"rows into traceroute_hops") < target:
+                assert consumer.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the consumer made no progress"
+                time.sleep(0.02)
+            consumer.send_signal(signal.SIGKILL)
+            consumer.wait(30)
+            kills.append(committed(url))
+    except BaseException:  # a failed condition must not leave a member running on
+        for process in (consumer, producer):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(30)
+        raise
     finish(producer)
     drain(url, dsn, log)
     counts = assert_exactly_the_input(dsn, expected)
