@@ -26,6 +26,10 @@ _CHDB_DIR = tempfile.mkdtemp(prefix="gw-test-chdb-")
 # test starts through the settings loader must not fetch probe metadata. Tests that want
 # it build AtlasSettings pointed at the loopback fake (tests/fakes/atlas).
 os.environ["GRENSWACHT_ATLAS__PROBE_METADATA__ENABLED"] = "false"
+# Component processes the tests start (`consume`, `schedule`, `probe run`) serve /metrics on
+# any free port, not on the fixed default: a member still shutting down, or a second suite
+# on the same machine, must not make the next one fail to start.
+os.environ["GRENSWACHT_METRICS__PORT"] = "0"
 
 
 @pytest.fixture(scope="session")

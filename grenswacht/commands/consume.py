@@ -37,7 +37,8 @@ def ingest(
     exit_when_idle: Annotated[
         float | None,
         typer.Option(help="After the first message, stop once this many seconds pass "
-                 "without one (a batch job that drains the topic)."),
+                 "without one and no partition it holds has messages left (a batch job "
+                 "that drains the topic)."),
     ] = None,
 ) -> None:
     """Consume the results topic into ClickHouse (normalise, insert, then commit)."""
@@ -69,9 +70,11 @@ def ingest(
         else:
             # the idle clock starts with the first message: joining the group may wait
             # for a dead member's session to time out
+            # (and a fetch stalled on a loaded machine is not the end: the lag must be 0)
             idle_since: float | None = None
             while not stop.is_set() and (
                 idle_since is None or time.monotonic() - idle_since < exit_when_idle
+                or any(transport.lag().values())
             ):
                 if consumer.poll_once(timeout=0.5):
                     idle_since = time.monotonic()

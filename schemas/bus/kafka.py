@@ -490,3 +490,28 @@ def committed_offsets(
         for tp, meta in answer.items()
         if meta.offset is not None and meta.offset >= 0
     }
+
+
+def end_offsets(
+    url: str, topic: str, *, settings: KafkaSettings | None = None
+) -> dict[TopicPartition, int]:
+    """The log end offset of every partition of ``topic`` (what a drained group has
+    committed: for lag displays and tests)."""
+    servers = parse_kafka_url(url)
+    bus = KafkaBus(servers, settings or KafkaSettings())
+    bus._check_reachable()
+    try:
+        consumer = _construct(
+            KafkaConsumer, bootstrap_servers=servers, enable_auto_commit=False,
+            **bus.settings.client_options(),
+        )
+        try:
+            partitions = [KafkaTopicPartition(topic, p)
+                          for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            answer = consumer.end_offsets(partitions) if partitions else {}
+        finally:
+            consumer.close()
+    except Exception as exc:  # noqa: BLE001
+        raise map_kafka_error(exc, f"cannot read the end offsets of {topic}") from exc
+    return {TopicPartition(tp.topic, tp.partition): int(offset)
+            for tp, offset in answer.items()}

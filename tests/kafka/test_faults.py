@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ import orjson
 import pytest
 
 from grenswacht.files import read_results
-from schemas.bus.kafka import committed_offsets
+from schemas.bus.kafka import committed_offsets, end_offsets
 from schemas.normalize import RowBatch, normalize_into
+from schemas.topics import RESULTS
 from tests.kafka.produce import POISON
 from tools.kafka import broker
 
@@ -35,6 +37,11 @@ COUNT = 20_000
 GROUP = "grenswacht-ingest"
 ROOT = Path(__file__).resolve().parents[2]
 GRENSWACHT = [sys.executable, "-m", "grenswacht.cli"]
+# Hang guards, not timing assumptions: a wait fails only when nothing moved at all (offsets,
+# the consumer's log) for STALL_S, or after CAP_S in all. A machine three times slower than
+# an idle one only makes the waits longer.
+STALL_S = 240.0
+CAP_S = 1500.0
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +85,7 @@ def _env() -> dict[str, str]:
     # a killed member holds its partitions until its session times out: short, but not so
     # short that a loaded machine (a starved heartbeat thread) drops a live member out of
     # the group again and again, so that it never commits
-    env["GRENSWACHT_KAFKA__SESSION_TIMEOUT_MS"] = "10000"
+    env["GRENSWACHT_KAFKA__SESSION_TIMEOUT_MS"] = "20000"
     env["GRENSWACHT_KAFKA__HEARTBEAT_INTERVAL_MS"] = "2000"
     return env
 
@@ -102,7 +109,7 @@ def start_producer(url: str, files: list[Path], *extra: str) -> subprocess.Popen
     )
 
 
-def finish(process: subprocess.Popen[Any], timeout: float = 180) -> str:
+def finish(process: subprocess.Popen[Any], timeout: float = 900) -> str:
     out, _ = process.communicate(timeout=timeout)
     text = out if isinstance(out, str) else (out or b"").decode()
     assert process.returncode == 0, f"exit {process.returncode}:\n{text[-3000:]}"
@@ -116,11 +123,57 @@ def committed(url: str) -> int:
         return -1
 
 
+def _tail(log: Path | None) -> str:
+    return log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
+
+
+def wait_until(done: Callable[[], bool], what: str, *, progress: Callable[[], object],
+               alive: subprocess.Popen[bytes] | None = None, log: Path | None = None,
+               every: float = 0.25) -> None:
+    """Poll ``done`` until it holds; fail if ``alive`` exits, if ``progress()`` (offsets,
+    a log's size) stays the same for STALL_S, or after CAP_S."""
+    start = moved = time.monotonic()
+    seen = progress()
+    while not done():
+        assert alive is None or alive.poll() is None, (
+            f"{what}: the consumer exited with {alive.returncode}\n{_tail(log)}")
+        now, current = time.monotonic(), progress()
+        if current != seen:
+            seen, moved = current, now
+        assert now - moved < STALL_S, f"{what}: nothing moved for {STALL_S:.0f} s\n{_tail(log)}"
+        assert now - start < CAP_S, f"{what}: not done after {CAP_S:.0f} s\n{_tail(log)}"
+        time.sleep(every)
+
+
+def _log_size(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
+
+
+def stop(process: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM: the member flushes, commits and leaves; it must exit cleanly."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(30)
+        raise AssertionError(f"the consumer did not stop on SIGTERM\n{_tail(log)}") from None
+    assert process.returncode == 0, f"exit {process.returncode}\n{_tail(log)}"
+
+
 def drain(url: str, dsn: str, log: Path) -> None:
-    """A last consumer that exits once the topic is drained."""
-    process = start_consumer(url, dsn, log, "--exit-when-idle", "4")
-    process.wait(timeout=240)
-    assert process.returncode == 0, log.read_text()[-3000:]
+    """A last consumer, stopped once the group has committed the end of every partition
+    (a condition, not an idle time: a stalled fetch on a loaded machine is not the end)."""
+    total = sum(end_offsets(url, RESULTS).values())
+    process = start_consumer(url, dsn, log)
+    try:
+        wait_until(lambda: committed(url) >= total, f"draining {total} messages",
+                   progress=lambda: (committed(url), _log_size(log)), alive=process, log=log)
+    except BaseException:
+        process.kill()
+        process.wait(30)
+        raise
+    stop(process, log)
 
 
 def sql(dsn: str, query: str) -> list[dict[str, Any]]:
@@ -149,6 +202,27 @@ def assert_exactly_the_input(dsn: str, expected: dict[str, int]) -> dict[str, in
     return counts
 
 
+class _Counter:
+    """Occurrences of ``marker`` in what ``log`` gains from now on (read incrementally)."""
+
+    def __init__(self, log: Path, marker: bytes) -> None:
+        self.log, self.marker, self.found, self.carry = log, marker, 0, b""
+        self.offset = _log_size(log)
+
+    def count(self) -> int:
+        with self.log.open("rb") as handle:
+            handle.seek(self.offset)
+            new = handle.read()
+        self.offset += len(new)
+        text = self.carry + new
+        self.found += text.count(self.marker)
+        # a marker cut at the end of this read is counted with the next one (the carry is
+        # too short to hold a whole one, so nothing is counted twice)
+        keep = len(self.marker) - 1
+        self.carry = text[-keep:] if keep else b""
+        return self.found
+
+
 def test_kill_9_the_ingest_consumer_five_times(
     own_broker: tuple[str, Path], bulk_files: list[Path], expected: dict[str, int],
     tmp_path: Path,
@@ -158,7 +232,7 @@ def test_kill_9_the_ingest_consumer_five_times(
     log = tmp_path / "consumer.log"
     producer = start_producer(url, bulk_files)
     rng = random.Random(20260)  # noqa: S311 - kill timing only
-    kills = []
+    kills: list[int] = []
     consumer: subprocess.Popen[bytes] | None = None
     try:
         for _ in range(5):
@@ -169,16 +243,14 @@ def test_kill_9_the_ingest_consumer_five_times(
             previous = kills[-1] if kills else 0
             target = rng.randint(1, 3)
             consumer = start_consumer(url, dsn, log, verbose=True)
-            deadline = time.monotonic() + 300
-            while committed(url) <= previous:
-                assert consumer.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, "the consumer committed nothing"
-                time.sleep(0.1)
-            start = log.stat().st_size
-            while log.read_bytes()[start:].count(b"rows into traceroute_hops") < target:
-                assert consumer.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, "the consumer made no progress"
-                time.sleep(0.02)
+            wait_until(partial(lambda past: committed(url) > past, previous),
+                       "a first commit of this member",
+                       progress=lambda: (committed(url), _log_size(log)), alive=consumer,
+                       log=log)
+            inserts = _Counter(log, b"rows into traceroute_hops")
+            wait_until(partial(lambda seen, k: seen.count() >= k, inserts, target),
+                       f"{target} inserts of reply rows", progress=lambda: _log_size(log),
+                       alive=consumer, log=log, every=0.02)
             consumer.send_signal(signal.SIGKILL)
             consumer.wait(30)
             kills.append(committed(url))
@@ -203,21 +275,30 @@ def test_broker_stop_and_restart_while_producing(
     url, workdir = own_broker
     dsn = f"chdb://{tmp_path / 'chdb'}"
     log = tmp_path / "consumer.log"
+    # the consumer is connected before the broker goes (at start it fails fast on purpose)
+    started = _Counter(log, b"consume ingest: bus")
     consumer = start_consumer(url, dsn, log)
+    wait_until(lambda: started.count() > 0, "the consumer connected",
+               progress=lambda: _log_size(log), alive=consumer, log=log)
     producer = start_producer(url, bulk_files)
-    assert producer.stdout is not None
-    lines = []
-    for line in producer.stdout:
-        lines.append(line)
-        if line.startswith("published") and int(line.split()[1]) >= 6000:
-            break
-    assert broker.stop(workdir, timeout=60)
-    time.sleep(3)  # the producer and the consumer retry against a dead broker
-    broker.start(workdir)
-    out = finish(producer)
-    assert f"done {COUNT}" in out
-    consumer.send_signal(signal.SIGTERM)
-    consumer.wait(60)
+    try:
+        assert producer.stdout is not None
+        lines = []
+        for line in producer.stdout:
+            lines.append(line)
+            if line.startswith("published") and int(line.split()[1]) >= 6000:
+                break
+        assert broker.stop(workdir, timeout=300)
+        time.sleep(3)  # the producer and the consumer retry against a dead broker (no assertion)
+        broker.start(workdir)
+        out = finish(producer)
+        assert f"done {COUNT}" in out
+        stop(consumer, log)
+    finally:
+        for process in (consumer, producer):
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
     drain(url, dsn, log)
     counts = assert_exactly_the_input(dsn, expected)
     assert counts["dead_letters"] == 0
@@ -256,25 +337,25 @@ def test_storage_unavailable_for_a_while(
         consumer = start_consumer(url, dsn, log)
         producer = start_producer(url, bulk_files)
         processes += [consumer, producer]
-        deadline = time.monotonic() + 90
-        while committed(url) < 3000 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: committed(url) >= 3000, "3,000 results committed",
+                   progress=lambda: (committed(url), _log_size(log)), alive=consumer, log=log)
         filler = mount / "filler"
         _fill(filler)  # the store's disk is full: every insert fails
         frozen = committed(url)
-        time.sleep(6)
+        failing = _Counter(log, b"retrying")
+        # the consumer meets the full disk and waits on it (twice: not one unlucky insert)
+        wait_until(lambda: failing.count() >= 2, "inserts failing on the full disk",
+                   progress=lambda: _log_size(log), alive=consumer, log=log)
         during = committed(url)
         filler.unlink()
         finish(producer)
         assert consumer.poll() is None, "the consumer died while storage was unavailable"
-        consumer.send_signal(signal.SIGTERM)
-        consumer.wait(60)
+        stop(consumer, log)
         drain(url, dsn, log)
         counts = assert_exactly_the_input(dsn, expected)
         # at most the batch in flight when the disk filled up is committed after it
         assert during - frozen <= 1000, (frozen, during)
-        assert "retrying" in log.read_text()
-        print(f"store full at committed {frozen}, {during} after 6 s: {counts}")  # noqa: T201
+        print(f"store full at committed {frozen}, {during} while failing: {counts}")  # noqa: T201
     finally:
         for process in processes:
             if process.poll() is None:
@@ -294,13 +375,14 @@ def test_poison_messages_interleaved(
     out = finish(start_producer(url, bulk_files, "--poison-every", "97"))
     poison = int(out.strip().splitlines()[-1].split()[-1])
     assert poison == COUNT // 97
-    deadline = time.monotonic() + 120
-    while committed(url) < COUNT + poison and time.monotonic() < deadline:
-        assert consumer.poll() is None, "the consumer stopped on poison"
-        time.sleep(0.2)
-    assert consumer.poll() is None, "the consumer stopped on poison"
-    consumer.send_signal(signal.SIGTERM)
-    consumer.wait(60)
+    try:
+        wait_until(lambda: committed(url) >= COUNT + poison, "every message committed",
+                   progress=lambda: (committed(url), _log_size(log)), alive=consumer, log=log)
+    except BaseException:
+        consumer.kill()
+        consumer.wait(30)
+        raise
+    stop(consumer, log)
     counts = assert_exactly_the_input(dsn, expected)
     assert counts["dead_letters"] == poison
     reasons = sql(dsn, "SELECT reason, count() AS n, countIf(detail != '') AS explained, "
@@ -312,3 +394,29 @@ def test_poison_messages_interleaved(
     assert len(reasons) >= 3, reasons  # not one catch-all reason for five kinds of poison
     assert len(POISON) == 5
     print(f"poison {poison}: {reasons}; {counts}")  # noqa: T201
+
+
+def test_exit_when_idle_returns_once_the_topic_is_drained(
+    own_broker: tuple[str, Path], bulk_files: list[Path], tmp_path: Path,
+) -> None:
+    """``consume ingest --exit-when-idle``, the batch job: it returns by itself, with every
+    message stored and committed."""
+    url, _ = own_broker
+    dsn = f"chdb://{tmp_path / 'chdb'}"
+    log = tmp_path / "consumer.log"
+    count = 1_000
+    out = finish(subprocess.Popen(
+        [sys.executable, "-m", "tests.kafka.produce", url, str(count), str(bulk_files[0])],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=_env()))
+    assert f"done {count}" in out
+    process = start_consumer(url, dsn, log, "--exit-when-idle", "2")
+    try:
+        process.wait(timeout=CAP_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(30)
+        raise AssertionError(f"it did not return\n{_tail(log)}") from None
+    assert process.returncode == 0, _tail(log)
+    assert committed(url) == sum(end_offsets(url, RESULTS).values()) == count
+    counts = stored(dsn)
+    assert counts["results"] == counts["distinct"] == count and counts["dead_letters"] == 0
