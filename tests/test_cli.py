@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from grenswacht.client import running_endpoint
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "atlas"
 
 
@@ -54,13 +56,14 @@ def test_clear_errors(env: dict[str, str], tmp_path: Path) -> None:
     assert config.returncode == 2 and "ingest.batch_size" in config.stderr
 
 
-def _wait_for(env: dict[str, str], deadline: float) -> dict[str, object]:
-    state = Path(env["GRENSWACHT_DATA_DIR"]) / "run.json"
-    while time.monotonic() < deadline:
-        if state.exists():
-            return dict(json.loads(state.read_text()))
+def wait_running(env: dict[str, str], process: subprocess.Popen[str]) -> None:
+    """Until ``grenswacht run`` answers on its endpoint (run.json written and /healthz up);
+    a hang guard of minutes, it returns as soon as run is up."""
+    deadline = time.monotonic() + 300
+    while running_endpoint(Path(env["GRENSWACHT_DATA_DIR"])) is None:
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "grenswacht run did not come up"
         time.sleep(0.2)
-    raise AssertionError("grenswacht run did not come up")
 
 
 def test_run_serves_sql_and_ingest_while_it_holds_the_store(env: dict[str, str]) -> None:
@@ -71,8 +74,8 @@ def test_run_serves_sql_and_ingest_while_it_holds_the_store(env: dict[str, str])
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        _wait_for(env, time.monotonic() + 60)
-        deadline = time.monotonic() + 60
+        wait_running(env, process)
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             out = gw(env, "sql", "SELECT count() AS n FROM raw_results", "-f", "json")
             if json.loads(out.stdout) == [{"n": 21}]:
@@ -89,13 +92,13 @@ def test_run_serves_sql_and_ingest_while_it_holds_the_store(env: dict[str, str])
         assert status["components"]["ingest"]["results"] == 35
         # Prometheus metrics on the same endpoint (names: docs/deploy.md)
         url = json.loads((Path(env["GRENSWACHT_DATA_DIR"]) / "run.json").read_text())["url"]
-        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{url}/metrics", timeout=120) as response:  # noqa: S310
             metrics = response.read().decode()
         assert 'grenswacht_results_ingested_total{source="file",type="traceroute"} 21.0' in (
             metrics)
         assert "grenswacht_consumer_lag" in metrics
         # the analysis consumer turns the stored traceroutes into path verdicts
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             verdicts = json.loads(gw(env, "sql", "SELECT count() AS n FROM path_verdicts FINAL",
                                      "-f", "json").stdout)[0]["n"]
@@ -105,7 +108,7 @@ def test_run_serves_sql_and_ingest_while_it_holds_the_store(env: dict[str, str])
         assert verdicts >= 20, gw(env, "status", "-f", "json").stdout
     finally:
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
     assert not (Path(env["GRENSWACHT_DATA_DIR"]) / "run.json").exists()
     # after the stop, the CLI opens the store itself and sees the same rows

@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli import FIXTURES, gw
+from tests.test_cli import FIXTURES, gw, wait_running
 
 ATTACKS = [
     ("SELECT 1; DROP TABLE raw_results", "Multi-statements are not allowed"),
@@ -36,17 +35,12 @@ def env(tmp_path: Path) -> dict[str, str]:
 def running(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen([sys.executable, "-m", "grenswacht.cli", "run"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    state = Path(env["GRENSWACHT_DATA_DIR"]) / "run.json"
-    deadline = time.monotonic() + 90
-    while not state.exists():
-        assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline, "grenswacht run did not come up"
-        time.sleep(0.2)
+    wait_running(env, process)
     try:
         yield process
     finally:
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
+        process.communicate(timeout=300)
 
 
 def _attack(env: dict[str, str], tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import hmac
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,6 +43,7 @@ class Receiver:
         self.received: list[dict[str, Any]] = []
         self.rejected: list[str] = []
         self.lock = threading.Lock()
+        self.in_flight = 0  # connections accepted and not yet handled (see settle)
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -59,13 +61,30 @@ class Receiver:
                 pass
 
             def do_POST(self) -> None:  # noqa: N802
+                if self.path == "/_settle":
+                    self.send_response(204)
+                    self.end_headers()
+                    return
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 code = receiver.handle(self.path, dict(self.headers.items()), body)
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        class Server(ThreadingHTTPServer):
+            def process_request(self, request: Any, client_address: Any) -> None:
+                with receiver.lock:
+                    receiver.in_flight += 1
+                super().process_request(request, client_address)
+
+            def process_request_thread(self, request: Any, client_address: Any) -> None:
+                try:
+                    super().process_request_thread(request, client_address)
+                finally:
+                    with receiver.lock:
+                        receiver.in_flight -= 1
+
+        self._server = Server(("127.0.0.1", self.port), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -101,7 +120,23 @@ class Receiver:
             self.received.append(document)
         return 200
 
-    def wait_for(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    def settle(self, timeout: float = 300.0) -> list[dict[str, Any]]:
+        """Everything received once the senders are gone: a request of our own queues behind
+        any connection a sender made before (the listen queue is FIFO), then every accepted
+        connection is handled to the end. Instead of sleeping and hoping."""
+        with urllib.request.urlopen(urllib.request.Request(  # noqa: S310 - loopback
+                f"http://127.0.0.1:{self.port}/_settle", data=b"", method="POST"),
+                timeout=timeout):
+            pass
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                if self.in_flight == 0:
+                    return list(self.received)
+            assert time.monotonic() < deadline, "the receiver never settled"
+            time.sleep(0.05)
+
+    def wait_for(self, count: int, timeout: float = 300.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:

@@ -66,18 +66,21 @@ def drain(component: AlertsComponent) -> None:
         pass
 
 
-def run_until(component: AlertsComponent, condition: Any, timeout: float = 20.0) -> None:
+def run_until(component: AlertsComponent, condition: Any, timeout: float = 300.0) -> None:
+    """Run the component in a thread until ``condition`` holds (a hang guard of minutes), then
+    stop it and wait until it has stopped: afterwards nothing is delivered any more."""
     stop = threading.Event()
     thread = threading.Thread(target=component.run, args=(stop,), daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline and not condition():
+        while not condition():
+            assert time.monotonic() < deadline, "the condition never held"
             time.sleep(0.05)
     finally:
         stop.set()
-        thread.join(10)
-    assert condition()
+        thread.join(120)
+    assert not thread.is_alive(), "the component did not stop"
 
 
 @pytest.fixture()
@@ -119,7 +122,6 @@ def test_replayed_detour_is_stored_published_and_delivered_once(
     restarted = component_factory(settings_for(webhook_receiver))
     drain(restarted)
     assert restarted.dispatcher is not None and restarted.dispatcher.dispatch() == 0
-    time.sleep(0.3)
     assert len(webhook_receiver.received) == 2
     # the whole sequence replayed on the topic: no new alert, nothing delivered
     publish(replay.detour_sequence())
@@ -140,10 +142,11 @@ def test_receiver_outage_then_recovery_delivers_each_alert_once(
     component = component_factory(cfg)
     drain(component)
     assert component.dispatcher is not None
-    for _ in range(3):
+    deadline = time.monotonic() + 300  # retries after a back-off of 0.1 s, then 0.2 s
+    while component.dispatcher.stats.failed_attempts < 2:
+        assert time.monotonic() < deadline, component.dispatcher.stats
         assert component.dispatcher.dispatch() == 0
-        time.sleep(0.2)
-    assert component.dispatcher.stats.failed_attempts >= 2
+        time.sleep(0.05)
     pending = storage.query("SELECT count() FROM alert_deliveries FINAL "
                             "WHERE status = 'pending'").rows
     assert pending == [(4,)]  # 2 alert versions x 2 channels, nothing lost
@@ -154,7 +157,6 @@ def test_receiver_outage_then_recovery_delivers_each_alert_once(
     alertmanager_receiver.start()
     run_until(restarted, lambda: len(webhook_receiver.received) >= 2
               and len(alertmanager_receiver.received) >= 2)
-    time.sleep(0.5)
     hooks = webhook_receiver.received
     assert sorted(d["delivery_id"] for d in hooks) == sorted({d["delivery_id"] for d in hooks})
     assert [d["alert"]["state"] for d in hooks] == ["firing", "resolved"]

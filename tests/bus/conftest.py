@@ -42,8 +42,9 @@ def open_test_bus(bus_url: str, topic: str) -> Iterator[BusFactory]:
             bus = open_bus(
                 bus_url,
                 topics=[TopicSpec(topic, PARTITIONS, 3_600_000)],
-                session_timeout_ms=6000,
-                heartbeat_interval_ms=500,
+                # a session that survives a loaded machine: no rebalance but the test's own
+                session_timeout_ms=15000,
+                heartbeat_interval_ms=1000,
             )
         else:
             bus = open_bus(bus_url)
@@ -58,10 +59,11 @@ def open_test_bus(bus_url: str, topic: str) -> Iterator[BusFactory]:
             pass
 
 
-def poll_until(bus: Bus, count: int, *, timeout: float = 30.0, max_records: int = 500) -> list[
+def poll_until(bus: Bus, count: int, *, timeout: float = 300.0, max_records: int = 500) -> list[
     Message
 ]:
-    """Poll until ``count`` messages arrived (or fail after ``timeout`` seconds)."""
+    """Poll until ``count`` messages arrived (or fail after ``timeout`` seconds: a hang guard;
+    joining a Kafka group on a loaded machine can take many seconds)."""
     out: list[Message] = []
     deadline = time.monotonic() + timeout
     while len(out) < count:

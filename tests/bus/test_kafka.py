@@ -75,7 +75,7 @@ def test_unreachable_broker_is_bus_unavailable() -> None:
     with pytest.raises(BusUnavailable) as info:
         open_kafka_bus("kafka://127.0.0.1:9", connect_timeout_ms=1500)
     assert info.value.retry_after > 0
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 120  # bounded, not a hang (not a timing assertion)
 
 
 @pytest.mark.kafka
@@ -157,7 +157,7 @@ def test_an_error_in_on_revoke_comes_out_of_poll_unchanged(kafka_broker: str) ->
         again: list[object] = []
         while time.monotonic() < deadline and len(again) < 10:
             again += second.poll(timeout=0.2) + first.poll(timeout=0.2)
-        assert len(again) == 10
+        assert len(again) == 10, f"{len(again)} of 10 messages came back"
         assert next_offsets(seen)
     finally:
         first.close()

@@ -71,7 +71,7 @@ def _incomplete(env: dict[str, str], dsn: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(2400)  # a hang guard for a loaded machine, not a timing assertion
 def test_kill_9_grenswacht_ingest_five_times_then_converges(tmp_path: Path) -> None:
     env = _env(tmp_path)
     dsn = f"chdb://{tmp_path / 'chdb'}"
@@ -91,11 +91,11 @@ def test_kill_9_grenswacht_ingest_five_times_then_converges(tmp_path: Path) -> N
                 if seen == target:
                     process.send_signal(signal.SIGKILL)
                     break
-        process.wait(60)
+        process.wait(300)
         process.stderr.close()
         kills.append((target, seen, process.returncode))
         assert _incomplete(env, dsn) == 0  # no raw row without its reply rows, ever
-    final = subprocess.run(command, capture_output=True, env=env, cwd=ROOT, timeout=600)
+    final = subprocess.run(command, capture_output=True, env=env, cwd=ROOT, timeout=1800)
     assert final.returncode == 0, final.stderr[-3000:]
     expected = _expected()
     [raw] = _sql(env, dsn, "SELECT count() AS n FROM raw_results FINAL")

@@ -192,6 +192,7 @@ def test_dead_letters_are_published_on_their_topic(storage: Storage, tmp_path: P
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a hang guard for a loaded machine, not a timing assertion
 def test_menog_bulk_file_ingests_without_dead_letters(storage: Storage, shared_atlas: Path) -> None:
     path = shared_atlas / "bulk" / "menog_internet_study" / "traceroute_src_PS.jsonl.gz"
     consumer = ingest_files(storage, path, name="t-menog")

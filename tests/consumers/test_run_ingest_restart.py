@@ -41,7 +41,7 @@ def _start(env: dict[str, str], data: Path, log: Path) -> subprocess.Popen[bytes
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGTERM)
-    assert process.wait(120) == 0
+    assert process.wait(300) == 0
 
 
 def _cli(env: dict[str, str], *args: str) -> Any:
@@ -51,7 +51,7 @@ def _cli(env: dict[str, str], *args: str) -> Any:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(2400)  # a hang guard for a loaded machine, not a timing assertion
 def test_run_ingest_across_a_restart_stores_exactly_the_input(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = _env(data)

@@ -74,6 +74,7 @@ def _us_distance_km(vantage: Vantage) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a hang guard for a loaded machine, not a timing assertion
 def test_no_path_verdict_violates_the_end_to_end_constraint(shared_atlas: Path) -> None:
     batches = windows(corpus_files(shared_atlas))
     enricher, registry = open_corpus_enricher()

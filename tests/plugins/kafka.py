@@ -38,12 +38,12 @@ def kafka_broker_state(
 ) -> Iterator[tuple[str, broker.BrokerState | None]]:
     given = _from_environment()
     if given is not None:
-        if not broker.is_ready(given[0], timeout=10.0):
+        if not broker.is_ready(given[0], timeout=60.0):
             raise pytest.UsageError(f"the broker GRENSWACHT_TEST_KAFKA={given[0]} is not ready")
         yield given
         return
     workdir = tmp_path_factory.mktemp("kafka-broker")
-    state = broker.start(workdir)
+    state = broker.start(workdir, timeout=600.0)  # a hang guard: a JVM on a loaded machine
     try:
         yield state.bootstrap, state
     finally:

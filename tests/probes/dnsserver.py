@@ -60,6 +60,8 @@ class ChainServer:
                 udp = socket.socket(family, socket.SOCK_DGRAM)
                 tcp = socket.socket(family, socket.SOCK_STREAM)
             udp.bind((address, self.port))
+            if self.port == 0:  # any free port; TCP then takes the same number
+                self.port = udp.getsockname()[1]
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             tcp.bind((address, self.port))
             tcp.listen(8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -122,8 +123,15 @@ def test_local_schedule_runs_without_a_scheduler(diamond2: Topology) -> None:
     stop = threading.Event()
     runner = threading.Thread(target=agent.run_forever, args=(stop, 0.1))
     runner.start()
-    threading.Timer(0.7, stop.set).start()
-    runner.join(timeout=10)
+    deadline = time.monotonic() + 300  # a hang guard: two rounds, however slow the machine
+    try:
+        while agent.health()["results_published"] < 2:
+            assert time.monotonic() < deadline, agent.health()
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join(timeout=120)
+    assert not runner.is_alive(), "the agent did not stop"
     agent.close()
     results = drain_results(url)
     assert len(results) >= 2

@@ -115,10 +115,7 @@ def test_cli_trace_json_and_refusal() -> None:
 def test_cli_dns_against_a_loopback_server() -> None:
     server = ChainServer(CHAIN, {"A": ["192.0.2.10"], "AAAA": ["2001:db8::10"]},
                          listen=["127.0.0.1"], port=0)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe_port:
-        probe_port.bind(("127.0.0.1", 0))
-        server.port = probe_port.getsockname()[1]
-    server.start()
+    server.start()  # binds a free port (no port picked first and freed: another suite may take it)
     try:
         done = CliRunner().invoke(app, [
             "probe", "dns", "www.gemeente.test", "--resolver", "127.0.0.1",

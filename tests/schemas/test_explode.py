@@ -112,6 +112,7 @@ def test_fixture_traceroutes_explode_to_the_normalisers_rows(storage: Storage,
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a hang guard for a loaded machine, not a timing assertion
 def test_the_whole_corpus_explodes_to_the_normalisers_rows(storage: Storage,
                                                            shared_atlas: Path) -> None:
     files = sorted(p for p in shared_atlas.rglob("*.jsonl*") if "abuf" not in p.parts[-2])

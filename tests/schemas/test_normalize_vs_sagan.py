@@ -156,6 +156,7 @@ def test_fixture_file_agrees_with_sagan(path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a hang guard for a loaded machine, not a timing assertion
 def test_whole_bulk_corpus_agrees_with_sagan(shared_atlas: Path) -> None:
     files = sorted((shared_atlas / "bulk").rglob("*.jsonl.gz"))
     assert files, "no bulk files"

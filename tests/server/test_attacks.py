@@ -193,7 +193,7 @@ def test_a_forged_source_header_is_not_believed(endpoint: Running) -> None:
                     ["gw-origin", base64.b64encode(b"my-file.jsonl:1").decode()]],
     }]}, token=endpoint.token)
     assert reply.status == 200 and reply.json() == {"accepted": 1}
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a hang guard: returns once the row is stored
     while endpoint.storage.query("SELECT count() FROM raw_results").rows[0][0] == 0:
         assert time.monotonic() < deadline, endpoint.app.status()
         threading.Event().wait(0.1)
@@ -249,7 +249,7 @@ def test_idle_connections_are_closed_and_requests_still_served(endpoint: Running
             for _ in range(200)]
     try:
         assert endpoint.request("GET", "/healthz").status == 200
-        deadline = time.monotonic() + 60  # header_timeout_s is 1 s in this fixture
+        deadline = time.monotonic() + 120  # header_timeout_s is 1 s in this fixture
         for sock in idle:
             sock.settimeout(max(0.1, deadline - time.monotonic()))
             assert sock.recv(1) == b"", "the server kept an idle connection open"

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(chromium_path() is None,
                                 reason="no chromium (Debian package chromium)")
 PAGES = ("/", "/applications/Wikipedia", "/alerts", "/findings", "/vantage-points", "/login",
          *(() if shapes_missing() else ("/map?application=Wikipedia&bounds=1",)))
-TIMEOUT_MS = 60_000
+TIMEOUT_MS = 180_000  # a hang guard per browser step: each returns as soon as it can
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ def test_the_template_is_current(tmp_path: Path) -> None:
     subprocess.run([str(Path(sys.executable).parent / "pybabel"), "extract", "-F",
                     "grenswacht/web/babel.cfg", "-k", "N_", "--no-location", "--sort-output",
                     "--omit-header", "-w", "100", "-o", str(fresh), "."],
-                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+                   cwd=ROOT, check=True, capture_output=True, timeout=300)
     assert _ids(fresh) == _ids(LOCALE_DIR / "messages.pot"), "run `make translations`"
 
 

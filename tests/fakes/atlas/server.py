@@ -348,8 +348,9 @@ class FakeAtlas:
             self._streams.remove(entry)
 
 
-def wait_subscribed(fake: FakeAtlas, msm_ids: set[int], timeout: float = 5.0) -> bool:
-    """Block until some stream connection subscribed to every id in ``msm_ids``."""
+def wait_subscribed(fake: FakeAtlas, msm_ids: set[int], timeout: float = 300.0) -> bool:
+    """Block until some stream connection subscribed to every id in ``msm_ids`` (False after
+    ``timeout``: a hang guard of minutes, it returns as soon as the subscription is there)."""
     import time
 
     deadline = time.monotonic() + timeout
