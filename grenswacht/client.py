@@ -41,7 +41,9 @@ def running_endpoint(data_dir: Path) -> str | None:
         return None
     url = str(info.get("url", ""))
     try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=3) as response:  # noqa: S310
+        # a refused connection answers at once; the timeout only bounds a busy endpoint,
+        # which is still up (a loaded machine must not make the CLI open the store itself)
+        with urllib.request.urlopen(f"{url}/healthz", timeout=30) as response:  # noqa: S310
             return url if response.status == 200 else None
     except (urllib.error.URLError, OSError, ValueError):
         return None

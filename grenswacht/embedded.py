@@ -27,6 +27,7 @@ from grenswacht.server import Endpoint
 from grenswacht.server.auth import ServerToken, server_token
 from grenswacht.settings import Settings
 from grenswacht.store import acknowledge_alert
+from scheduler.jsonstate import JsonState
 from schemas import topics
 from schemas.bus import Bus
 from schemas.errors import BusError, GrenswachtError
@@ -266,11 +267,14 @@ class Embedded:
         if with_endpoint and self.token is not None:
             self._endpoint = Endpoint(self, self.settings.server, self.token)
             self.url = self._endpoint.start()
-            self.state_file.write_text(orjson.dumps({
+            # written atomically: a CLI reading it meanwhile sees no file or all of it
+            state = JsonState(self.state_file)
+            state.data = {
                 "pid": os.getpid(), "url": self.url, "storage": redact(self.settings.storage_dsn),
                 "bus": redact(self.settings.bus), "started": self._started,
                 "token_source": self.token.source,
-            }).decode())
+            }
+            state.save()
 
     def _guard(self, name: str, component: Component) -> None:
         """Run a component; a crash is logged and reported in /status, and the component

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from schemas.errors import RenderError
 
-TIMEOUT_S = 120.0
+TIMEOUT_S = 300.0
 ISOLATION_ARGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",

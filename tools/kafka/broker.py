@@ -300,11 +300,27 @@ def start(
     (workdir / "log4j2.yaml").write_text(LOG4J2)
     properties = workdir / "server.properties"
     if properties.exists() and (workdir / "data" / "meta.properties").exists():
-        port, controller_port, sasl_port = _ports_of(properties)
-    else:
-        port, controller_port, sasl_port = _free_ports(3)
-        properties.write_text(_server_properties(workdir, port, controller_port, sasl_port))
+        return _launch(libs, workdir, properties, heap, timeout, _ports_of(properties))
+    # fresh ports are free when chosen, not when the JVM binds them (another process, e.g. a
+    # second test suite on the machine, may take one in between): then choose again
+    for attempt in range(3):
+        ports = _free_ports(3)
+        properties.write_text(_server_properties(workdir, *ports))
         _format(libs, workdir, properties, heap)
+        try:
+            return _launch(libs, workdir, properties, heap, timeout, ports)
+        except BrokerError:
+            log = workdir / "broker.log"
+            if attempt == 2 or "Address already in use" not in log.read_text(errors="replace"):
+                raise
+            log.rename(workdir / f"broker.log.{attempt}")
+            shutil.rmtree(workdir / "data", ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
+def _launch(libs: Path, workdir: Path, properties: Path, heap: str, timeout: float,
+            ports: tuple[int, int, int] | list[int]) -> BrokerState:
+    port, controller_port, sasl_port = ports
     log = (workdir / "broker.log").open("ab")
     process = subprocess.Popen(  # noqa: S603
         [*_java_command(libs, workdir, heap), "kafka.Kafka", str(properties)],
