@@ -147,6 +147,20 @@ def wait_until(done: Callable[[], bool], what: str, *, progress: Callable[[], ob
         time.sleep(every)
 
 
+def _kill(*processes: subprocess.Popen[Any] | None) -> None:
+    """After a failure: kill what still runs, reap it and close its pipes (a pipe left open
+    would be a ResourceWarning, an error, in whichever later test collects it)."""
+    for process in processes:
+        if process is None:
+            continue
+        if process.poll() is None:
+            process.kill()
+        process.wait(30)
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
 def _log_size(log: Path) -> int:
     return log.stat().st_size if log.exists() else 0
 
@@ -172,8 +186,7 @@ def drain(url: str, dsn: str, log: Path) -> None:
         wait_until(lambda: committed(url) >= total, f"draining {total} messages",
                    progress=lambda: (committed(url), _log_size(log)), alive=process, log=log)
     except BaseException:
-        process.kill()
-        process.wait(30)
+        _kill(process)
         raise
     stop(process, log)
 
@@ -257,10 +270,7 @@ def test_kill_9_the_ingest_consumer_five_times(
             consumer.wait(30)
             kills.append(committed(url))
     except BaseException:  # a failed condition must not leave a member running on
-        for process in (consumer, producer):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait(30)
+        _kill(consumer, producer)
         raise
     finish(producer)
     drain(url, dsn, log)
@@ -296,11 +306,9 @@ def test_broker_stop_and_restart_while_producing(
         out = finish(producer)
         assert f"done {COUNT}" in out
         stop(consumer, log)
-    finally:
-        for process in (consumer, producer):
-            if process.poll() is None:
-                process.kill()
-                process.wait(30)
+    except BaseException:
+        _kill(consumer, producer)
+        raise
     drain(url, dsn, log)
     counts = assert_exactly_the_input(dsn, expected)
     assert counts["dead_letters"] == 0
@@ -312,15 +320,16 @@ def _can_mount() -> bool:
 
 
 def _fill(path: Path) -> None:
-    """Use up every free byte of the file system holding ``path`` (disk full)."""
+    """Use up every free byte of the file system holding ``path`` (disk full). Unbuffered,
+    and any OSError means full: a buffered file writes what is left in its buffer again on
+    close, and that error (depending on the store's own writes) came out of the test."""
     chunk = b"\0" * (1 << 20)
-    with path.open("wb") as out:
-        try:
+    try:
+        with path.open("wb", buffering=0) as out:
             while True:
                 out.write(chunk)
-                out.flush()
-        except OSError:
-            pass
+    except OSError:
+        pass
 
 
 @pytest.mark.skipif(not _can_mount(), reason="needs root to mount a small tmpfs")
@@ -359,10 +368,7 @@ def test_storage_unavailable_for_a_while(
         assert during - frozen <= 1000, (frozen, during)
         print(f"store full at committed {frozen}, {during} while failing: {counts}")  # noqa: T201
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait(30)
+        _kill(*processes)
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
@@ -381,8 +387,7 @@ def test_poison_messages_interleaved(
         wait_until(lambda: committed(url) >= COUNT + poison, "every message committed",
                    progress=lambda: (committed(url), _log_size(log)), alive=consumer, log=log)
     except BaseException:
-        consumer.kill()
-        consumer.wait(30)
+        _kill(consumer)
         raise
     stop(consumer, log)
     counts = assert_exactly_the_input(dsn, expected)
