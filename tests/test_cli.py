@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grenswacht.client import running_endpoint
+from tests.running import wait_running
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "atlas"
 
@@ -56,16 +56,6 @@ def test_clear_errors(env: dict[str, str], tmp_path: Path) -> None:
     assert config.returncode == 2 and "ingest.batch_size" in config.stderr
 
 
-def wait_running(env: dict[str, str], process: subprocess.Popen[str]) -> None:
-    """Until ``grenswacht run`` answers on its endpoint (run.json written and /healthz up);
-    a hang guard of minutes, it returns as soon as run is up."""
-    deadline = time.monotonic() + 300
-    while running_endpoint(Path(env["GRENSWACHT_DATA_DIR"])) is None:
-        assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline, "grenswacht run did not come up"
-        time.sleep(0.2)
-
-
 def test_run_serves_sql_and_ingest_while_it_holds_the_store(env: dict[str, str]) -> None:
     env = {**env, "GRENSWACHT_SERVER__PORT": "0"}
     process = subprocess.Popen(
@@ -74,7 +64,7 @@ def test_run_serves_sql_and_ingest_while_it_holds_the_store(env: dict[str, str])
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        wait_running(env, process)
+        wait_running(Path(env["GRENSWACHT_DATA_DIR"]), process)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             out = gw(env, "sql", "SELECT count() AS n FROM raw_results", "-f", "json")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import FIXTURES, gw, wait_running
+from tests.running import wait_running
+from tests.test_cli import FIXTURES, gw
 
 ATTACKS = [
     ("SELECT 1; DROP TABLE raw_results", "Multi-statements are not allowed"),
@@ -35,7 +36,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 def running(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen([sys.executable, "-m", "grenswacht.cli", "run"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_running(env, process)
+    wait_running(Path(env["GRENSWACHT_DATA_DIR"]), process)
     try:
         yield process
     finally:

@@ -8,12 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from grenswacht.client import running_endpoint
 from tests.alerts import replay
 from tests.alerts.conftest import PROBE_FILES, SECRET, Receiver
+from tests.running import wait_running
 
 
 def gw(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,11 +36,7 @@ def test_grenswacht_run_delivers_one_alert_for_a_replayed_change(
     process = subprocess.Popen([sys.executable, "-m", "grenswacht.cli", "run"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 300  # a hang guard: returns as soon as run answers
-        while running_endpoint(data) is None:
-            assert process.poll() is None, process.communicate()[1]
-            assert time.monotonic() < deadline, "grenswacht run did not come up"
-            time.sleep(0.2)
+        wait_running(data, process)
         gw(env, "ingest", str(replay.DETOUR_FILE))
         got = webhook_receiver.wait_for(2)
         assert webhook_receiver.rejected == []

@@ -9,15 +9,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from grenswacht.client import running_endpoint
 from tests.consumers.test_ingest_integrity import RESULT_FILES, expected_keys, lines_of
+from tests.running import wait_running
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "grenswacht.cli"]
@@ -31,11 +30,7 @@ def _start(env: dict[str, str], data: Path, log: Path) -> subprocess.Popen[bytes
     with log.open("ab") as out:
         process = subprocess.Popen([*CLI, "run", "--port", "0"], stdout=out,
                                    stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    deadline = time.monotonic() + 180
-    while running_endpoint(data) is None:
-        assert process.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "run did not come up"
-        time.sleep(0.2)
+    wait_running(data, process, lambda: log.read_text()[-3000:])
     return process
 
 
