@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import kafka.errors as kerrors
@@ -468,23 +468,30 @@ def _kafka_offsets(offsets: Mapping[TopicPartition, int]) -> dict[Any, Any]:
     }
 
 
-def committed_offsets(
-    url: str, group: str, *, settings: KafkaSettings | None = None
-) -> dict[TopicPartition, int]:
-    """The offsets ``group`` has committed (for status displays, lag and tests)."""
+def _ask(url: str, settings: KafkaSettings | None, factory: Any, what: str,
+         question: Callable[[Any], Any], **config: Any) -> Any:
+    """One question to the cluster through a short-lived kafka-python client (admin or
+    consumer), closed afterwards; a failure is a BusError saying ``what`` failed."""
     servers = parse_kafka_url(url)
     bus = KafkaBus(servers, settings or KafkaSettings())
     bus._check_reachable()
     try:
-        admin = _construct(
-            KafkaAdminClient, bootstrap_servers=servers, **bus.settings.client_options()
-        )
+        client = _construct(factory, bootstrap_servers=servers, **config,
+                            **bus.settings.client_options())
         try:
-            answer = admin.list_group_offsets({group: None}).get(group, {})
+            return question(client)
         finally:
-            admin.close()
+            client.close()
     except Exception as exc:  # noqa: BLE001
-        raise map_kafka_error(exc, f"cannot read the offsets of group {group}") from exc
+        raise map_kafka_error(exc, what) from exc
+
+
+def committed_offsets(
+    url: str, group: str, *, settings: KafkaSettings | None = None
+) -> dict[TopicPartition, int]:
+    """The offsets ``group`` has committed (for status displays, lag and tests)."""
+    answer = _ask(url, settings, KafkaAdminClient, f"cannot read the offsets of group {group}",
+                  lambda admin: admin.list_group_offsets({group: None}).get(group, {}))
     return {
         TopicPartition(tp.topic, tp.partition): int(meta.offset)
         for tp, meta in answer.items()
@@ -497,21 +504,13 @@ def end_offsets(
 ) -> dict[TopicPartition, int]:
     """The log end offset of every partition of ``topic`` (what a drained group has
     committed: for lag displays and tests)."""
-    servers = parse_kafka_url(url)
-    bus = KafkaBus(servers, settings or KafkaSettings())
-    bus._check_reachable()
-    try:
-        consumer = _construct(
-            KafkaConsumer, bootstrap_servers=servers, enable_auto_commit=False,
-            **bus.settings.client_options(),
-        )
-        try:
-            partitions = [KafkaTopicPartition(topic, p)
-                          for p in sorted(consumer.partitions_for_topic(topic) or ())]
-            answer = consumer.end_offsets(partitions) if partitions else {}
-        finally:
-            consumer.close()
-    except Exception as exc:  # noqa: BLE001
-        raise map_kafka_error(exc, f"cannot read the end offsets of {topic}") from exc
+
+    def ask(consumer: Any) -> Any:
+        partitions = [KafkaTopicPartition(topic, p)
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        return consumer.end_offsets(partitions) if partitions else {}
+
+    answer = _ask(url, settings, KafkaConsumer, f"cannot read the end offsets of {topic}",
+                  ask, enable_auto_commit=False)
     return {TopicPartition(tp.topic, tp.partition): int(offset)
             for tp, offset in answer.items()}
