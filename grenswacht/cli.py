@@ -3,7 +3,9 @@ a module there exposes ``register(app)`` and is listed in :data:`COMMAND_MODULES
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
+import signal
 
 import typer
 
@@ -32,6 +34,9 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    # ``kill -USR1 <pid>`` writes every thread's stack to stderr: where a process that
+    # seems stuck is waiting (it goes on running afterwards)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     app()
 
 

@@ -30,6 +30,10 @@ os.environ["GRENSWACHT_ATLAS__PROBE_METADATA__ENABLED"] = "false"
 # any free port, not on the fixed default: a member still shutting down, or a second suite
 # on the same machine, must not make the next one fail to start.
 os.environ["GRENSWACHT_METRICS__PORT"] = "0"
+# A Kafka consumer call that kafka-python never wakes up (schemas/bus/kafka.py,
+# _StallWatch) is given up after 45 s in the processes the tests start, not after the
+# production 120 s: well inside the fault tests' 240 s without progress.
+os.environ["GRENSWACHT_KAFKA__CLIENT_STALL_TIMEOUT_MS"] = "45000"
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,12 @@ The only module that imports kafka-python; every kafka-python exception becomes 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import kafka.errors as kerrors
@@ -29,6 +32,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
+from kafka.coordinator.base import MemberState
 from kafka.net.compat import KafkaNetClient
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
@@ -39,11 +43,12 @@ from schemas.errors import BusBackpressure, BusClosed, BusError, ConfigError, Gr
 from schemas.topics import DEFAULT_TOPIC_SPECS, MAX_MESSAGE_BYTES, TopicSpec
 
 __all__ = [
-    "BusAuthError", "BusUnavailable", "CommitFailed", "KafkaBus", "MessageTooLarge",
-    "map_kafka_error", "open_kafka_bus", "parse_kafka_url",
+    "BusAuthError", "BusUnavailable", "ClientStalled", "CommitFailed", "KafkaBus",
+    "MessageTooLarge", "map_kafka_error", "open_kafka_bus", "parse_kafka_url",
 ]
 
 DEFAULT_PORT = 9092
+log = logging.getLogger(__name__)
 
 
 class BusUnavailable(BusBackpressure):
@@ -164,6 +169,73 @@ class _TrackedClients:
         self.clients.clear()
 
 
+class ClientStalled(kerrors.KafkaTimeoutError):  # type: ignore[misc]
+    """Put into a consumer call that waited too long on kafka-python's network thread."""
+
+
+class _StallWatch:
+    """Gives up a consumer call that hangs in kafka-python.
+
+    kafka-python 3 runs a blocking call (poll, commit, position, close) as a task on its
+    network thread and waits for it on a ``threading.Event`` without a timeout; upstream
+    reports consumers that waited in ``commit()`` for hours that way (dpkp/kafka-python
+    #3121; fixed after 3.0.12 by a timeout on the caller's side). A call that has waited
+    ``limit_s`` (our rebalance listener's time not counted) gets :class:`ClientStalled`
+    through the selector's own way of failing its waiters (what kafka-python does when its
+    network loop dies); the caller treats it as a timeout.
+    """
+
+    def __init__(self, limit_s: float, selector: Callable[[], Any],
+                 in_listener: Callable[[], bool]) -> None:
+        self.limit_s = limit_s
+        self._selector = selector
+        self._in_listener = in_listener
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._what = ""
+        self._stop = threading.Event()
+        self.stalls = 0
+        self._thread = threading.Thread(target=self._watch, name="kafka-stall-watch",
+                                         daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def call(self, what: str) -> Iterator[None]:
+        with self._lock:
+            self._since, self._what = time.monotonic(), what
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._since = None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(1.0, self.limit_s / 4)):
+            now = time.monotonic()
+            with self._lock:
+                if self._since is None:
+                    continue
+                if self._in_listener():
+                    self._since = now  # flushing before a rebalance is not a stall
+                    continue
+                waited, what = now - self._since, self._what
+                if waited < self.limit_s:
+                    continue
+                self._since = now  # the rest of this call gets a fresh limit
+            self.stalls += 1
+            selector = self._selector()
+            log.warning("kafka consumer %s waited %.0f s on kafka-python's network thread "
+                        "(%s); giving that wait up", what, waited, selector)
+            if selector is not None:
+                selector._fail_pending_waiters(ClientStalled(
+                    f"{what} waited {waited:.0f} s on kafka-python's network thread"))
+
+
 def _construct(factory: Any, **config: Any) -> Any:
     """Build a kafka-python client; on failure close its half-open network client."""
     tracked = _TrackedClients()
@@ -195,6 +267,8 @@ class KafkaBus(Bus):
         self._listener_thread: threading.Thread | None = None
         self._revoke_commits: dict[TopicPartition, int] = {}
         self._listener_error: BaseException | None = None
+        self._watch: _StallWatch | None = None
+        self.lost_joins = 0  # rebalances kafka-python left half done (_finish_lost_join)
 
     # -- setup ----------------------------------------------------------------------
     def open(self) -> None:
@@ -304,6 +378,11 @@ class KafkaBus(Bus):
         self._check_open("subscribe")
         if self._subscription is not None:
             raise BusError("this bus is already subscribed; open another bus for another group")
+        self._watch = _StallWatch(
+            self.settings.client_stall_timeout_ms / 1000,
+            lambda: getattr(self._consumer, "_net", None),
+            lambda: self._listener_thread is not None,
+        )
         try:
             self._consumer = _construct(
                 KafkaConsumer,
@@ -317,14 +396,19 @@ class KafkaBus(Bus):
                 fetch_max_wait_ms=100,
                 **self.settings.client_options(),
             )
-            for topic in topics:
-                # learn the partitions first: a leader without topic metadata assigns
-                # nothing and the group has to rebalance again
-                self._consumer.partitions_for_topic(topic)
-            self._consumer.subscribe(list(topics), listener=_RevokeListener(self))
+            with self._waiting(f"join of group {group}"):
+                for topic in topics:
+                    # learn the partitions first: a leader without topic metadata assigns
+                    # nothing and the group has to rebalance again
+                    self._consumer.partitions_for_topic(topic)
+                self._consumer.subscribe(list(topics), listener=_RevokeListener(self))
         except Exception as exc:  # noqa: BLE001
             raise map_kafka_error(exc, f"cannot join group {group}") from exc
         self._subscription = Subscription(tuple(topics), group, on_revoke)
+
+    def _waiting(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """Watch one consumer call for a stall (see :class:`_StallWatch`)."""
+        return self._watch.call(what) if self._watch is not None else contextlib.nullcontext()
 
     async def _on_revoked(self, partitions: Any, *, lost: bool) -> None:
         sub = self._subscription
@@ -349,7 +433,11 @@ class KafkaBus(Bus):
     def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
         consumer = self._check_consumer("poll")
         try:
-            batches = consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+            with self._waiting("poll"):
+                batches = consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+                self._finish_lost_join(consumer)
+        except ClientStalled:
+            return []  # a poll that timed out; the next one fetches again
         except Exception as exc:  # noqa: BLE001
             original, self._listener_error = self._listener_error, None
             if original is not None and isinstance(original, Exception):
@@ -373,6 +461,45 @@ class KafkaBus(Bus):
                 )
         return out
 
+    # kafka-python 3.0.12 finishes a rebalance (takes the new assignment, turns the heartbeat
+    # back on) only in the poll that is waiting when its join task completes, and only while
+    # need_rejoin() still holds. A rejoin caused by new metadata or a new subscription stops
+    # "needing" as soon as the join request is built or the leader has assigned, so a join
+    # that outlives the poll waiting for it is never finished: the member keeps no new
+    # partition and no heartbeat, and polls nothing for good. The fault tests met it under
+    # load (the IO loop spent 14 s decoding one large fetch while the join was under way).
+    def _finish_lost_join(self, consumer: Any) -> None:
+        """After a poll: finish a join that completed with nobody waiting for it, the way
+        kafka-python's join loop would have (on its IO thread, so never twice)."""
+        coordinator = consumer._coordinator
+        task = coordinator._join_task
+        if task is None or not task.is_done or coordinator.state is not MemberState.REBALANCING:
+            return  # the usual case, read without a round trip to the IO thread
+
+        async def finish() -> bool:
+            if not (coordinator._join_task is task and coordinator.rejoining
+                    and coordinator.state is MemberState.REBALANCING
+                    and not coordinator.need_rejoin()):
+                return False  # finished meanwhile, or the next poll joins anyway
+            coordinator._join_task = None
+            if task.exception is not None:  # the join failed: its handlers reset what they must
+                coordinator.request_rejoin()
+                return True
+            with coordinator._lock:
+                coordinator.rejoining = False
+                coordinator.rejoin_needed = False
+                coordinator.state = MemberState.STABLE
+                coordinator._enable_heartbeat()
+            generation = coordinator._generation
+            await coordinator._on_join_complete_async(
+                generation.generation_id, generation.member_id, generation.protocol, task.value)
+            return True
+
+        if consumer._net.run(finish):
+            self.lost_joins += 1
+            log.warning("kafka-python left the rebalance of group %s half done (a join that "
+                        "outlived the poll waiting for it); finished it", coordinator.group_id)
+
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         consumer = self._check_consumer("commit")
         if not offsets:
@@ -382,19 +509,21 @@ class KafkaBus(Bus):
                 self._revoke_commits[tp] = max(offset, self._revoke_commits.get(tp, 0))
             return
         try:
-            consumer.commit(_kafka_offsets(offsets))
+            with self._waiting("commit"):
+                consumer.commit(_kafka_offsets(offsets))
         except Exception as exc:  # noqa: BLE001
             raise map_kafka_error(exc, "commit failed") from exc
 
     def seek_to_committed(self) -> None:
         consumer = self._check_consumer("seek_to_committed")
         try:
-            for tp in consumer.assignment():
-                offset = consumer.committed(tp)
-                if offset is None:
-                    consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek(tp, offset)
+            with self._waiting("seek to committed offsets"):
+                for tp in consumer.assignment():
+                    offset = consumer.committed(tp)
+                    if offset is None:
+                        consumer.seek_to_beginning(tp)
+                    else:
+                        consumer.seek(tp, offset)
         except Exception as exc:  # noqa: BLE001
             raise map_kafka_error(exc, "seek to committed offsets failed") from exc
 
@@ -405,11 +534,12 @@ class KafkaBus(Bus):
             return {}
         out: dict[TopicPartition, int] = {}
         try:
-            for tp in consumer.assignment():
-                high = consumer.highwater(tp)
-                position = consumer.position(tp, timeout_ms=100) if high is not None else None
-                if high is not None and position is not None:
-                    out[TopicPartition(tp.topic, tp.partition)] = max(0, high - position)
+            with self._waiting("lag"):
+                for tp in consumer.assignment():
+                    high = consumer.highwater(tp)
+                    position = consumer.position(tp, timeout_ms=100) if high is not None else None
+                    if high is not None and position is not None:
+                        out[TopicPartition(tp.topic, tp.partition)] = max(0, high - position)
         except Exception:  # noqa: BLE001 - a metric must never break consumption
             return {}
         return out
@@ -441,9 +571,13 @@ class KafkaBus(Bus):
         producer, self._producer = self._producer, None
         if consumer is not None:
             try:
-                consumer.close(autocommit=False, timeout_ms=5000)
+                with self._waiting("close"):
+                    consumer.close(autocommit=False, timeout_ms=5000)
             except Exception:  # noqa: BLE001, S110 - leaving the group is best effort
                 pass
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
         if producer is not None:
             try:
                 producer.close(timeout=5)
@@ -478,10 +612,15 @@ def _ask(url: str, settings: KafkaSettings | None, factory: Any, what: str,
     try:
         client = _construct(factory, bootstrap_servers=servers, **config,
                             **bus.settings.client_options())
+        watch = _StallWatch(bus.settings.client_stall_timeout_ms / 1000,
+                            lambda: getattr(client, "_net", None), lambda: False)
         try:
-            return question(client)
+            with watch.call(what):
+                return question(client)
         finally:
-            client.close()
+            with watch.call(f"{what} (closing)"):
+                client.close()
+            watch.close()
     except Exception as exc:  # noqa: BLE001
         raise map_kafka_error(exc, what) from exc
 

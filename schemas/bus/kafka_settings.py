@@ -78,6 +78,15 @@ class KafkaSettings(BaseModel):
     max_poll_interval_ms: int = Field(
         default=300_000, ge=1000, description="Longest gap between polls before leaving the group."
     )
+    client_stall_timeout_ms: int = Field(
+        default=120_000,
+        ge=2000,
+        description="A consumer call (poll, commit, seek) still waiting on kafka-python's "
+        "network thread after this long, outside our rebalance listener, is given up: the "
+        "poll returns nothing, a commit fails (and a later one covers it). kafka-python "
+        "3.0.12 waits for such calls without a timeout (dpkp/kafka-python#3121). More "
+        "than request_timeout_ms.",
+    )
 
     @model_validator(mode="after")
     def _check_security(self) -> KafkaSettings:
@@ -114,6 +123,8 @@ class KafkaSettings(BaseModel):
                 raise ValueError(f"{name} {path} is not a readable file")
         if self.delivery_timeout_ms < self.request_timeout_ms + self.linger_ms:
             raise ValueError("delivery_timeout_ms must be at least request_timeout_ms + linger_ms")
+        if self.client_stall_timeout_ms <= self.request_timeout_ms:
+            raise ValueError("client_stall_timeout_ms must be more than request_timeout_ms")
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
         return self

@@ -162,3 +162,127 @@ def test_an_error_in_on_revoke_comes_out_of_poll_unchanged(kafka_broker: str) ->
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.kafka
+def test_a_consumer_call_kafka_python_never_wakes_is_given_up(
+    kafka_broker: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kafka-python 3.0.12 waits for a blocking call on its network thread without a
+    timeout; upstream reports commits that waited for hours (dpkp/kafka-python#3121). Here
+    a fetch waits on a future nobody resolves: the stall watch gives that poll up, and the
+    member goes on consuming."""
+    from kafka.future import Future as KafkaFuture
+
+    topic = f"test.stall.{uuid.uuid4().hex[:8]}"
+    url = f"kafka://{kafka_broker}"
+    spec = [TopicSpec(topic, 1, 3_600_000)]
+    bus = open_kafka_bus(url, topics=spec, session_timeout_ms=15000, heartbeat_interval_ms=1000,
+                         request_timeout_ms=5000, client_stall_timeout_ms=6000)
+    try:
+        for i in range(20):
+            bus.publish(topic, b"%d" % i)
+        bus.flush()
+        bus.subscribe([topic], f"{topic}.g")
+        assert len(poll_until(bus, 20)) == 20
+
+        fetcher = bus._consumer._fetcher
+        original = fetcher._send_fetches_async
+        never = KafkaFuture()  # resolved by nobody: the lost wake-up
+        wedge = threading.Event()
+
+        async def send_fetches() -> object:
+            if wedge.is_set():
+                wedge.clear()
+                await never
+            return await original()
+
+        fetcher._send_fetches_async = send_fetches
+        for i in range(20, 40):
+            bus.publish(topic, b"%d" % i)
+        bus.flush()
+        wedge.set()
+        result: list[object] = []
+        poller = threading.Thread(target=lambda: result.append(bus.poll(timeout=0.5)), daemon=True)
+        with caplog.at_level("WARNING", logger="schemas.bus.kafka"):
+            poller.start()
+            poller.join(300)  # a hang guard: the watch gives up after 6 s
+        assert not poller.is_alive(), "the stalled poll was never given up"
+        assert not wedge.is_set(), "the fetch that never wakes was not reached"
+        assert result == [[]], result
+        assert bus._watch is not None and bus._watch.stalls == 1
+        assert "waited" in caplog.text and "giving that wait up" in caplog.text
+        rest = poll_until(bus, 20)
+        assert sorted(int(m.value) for m in rest) == list(range(20, 40))
+    finally:
+        bus.close()
+
+
+def test_the_stall_limit_is_longer_than_a_request() -> None:
+    with pytest.raises(ValueError, match="more than request_timeout_ms"):
+        KafkaSettings(request_timeout_ms=30_000, client_stall_timeout_ms=30_000)
+
+
+@pytest.mark.kafka
+def test_a_rebalance_kafka_python_leaves_half_done_is_joined_again(
+    kafka_broker: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kafka-python 3.0.12 takes a new assignment only in the poll that waits when the join
+    completes. The fault tests met a member whose rejoin (new metadata) outlived its poll:
+    no partition, no heartbeat, nothing consumed for good. Here the real trigger, a topic
+    that grows a partition, and kafka-python's own short polls make that state; the bus
+    notices it in its next poll, finishes the join, and consumes both partitions."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.coordinator.base import MemberState
+
+    topic = f"test.lost-join.{uuid.uuid4().hex[:8]}"
+    url = f"kafka://{kafka_broker}"
+    bus = open_kafka_bus(url, topics=[TopicSpec(topic, 1, 3_600_000)],
+                         session_timeout_ms=15000, heartbeat_interval_ms=1000)
+    try:
+        for i in range(10):
+            bus.publish(topic, b"%d" % i, key=b"%d" % i)
+        bus.flush()
+        bus.subscribe([topic], f"{topic}.g")
+        assert len(poll_until(bus, 10)) == 10
+        consumer = bus._consumer
+        coordinator = consumer._coordinator
+
+        admin = KafkaAdminClient(bootstrap_servers=kafka_broker)
+        try:
+            admin.create_partitions({topic: 2})
+        finally:
+            admin.close()
+        consumer._client.cluster.request_update()  # learn it now, not in five minutes
+
+        def half_done() -> bool:
+            task = coordinator._join_task
+            return bool(coordinator.state is MemberState.REBALANCING and coordinator.rejoining
+                        and task is not None and task.is_done and not coordinator.need_rejoin())
+
+        # kafka-python's own polls, each far shorter than a join: the one that starts the
+        # rejoin gives up waiting, the join completes in between, and the next poll finds
+        # nothing left to do
+        deadline = time.monotonic() + 120  # a hang guard
+        while not half_done():
+            assert time.monotonic() < deadline, "the rejoin never happened"
+            consumer.poll(timeout_ms=1)
+            time.sleep(0.3)
+        for _ in range(3):  # and it stays so (kafka-python 3.0.12; if this fails, it was
+            consumer.poll(timeout_ms=1)  # fixed upstream and _finish_lost_join can go)
+            time.sleep(0.5)
+        # half done: the new partition is nobody's, and no heartbeat keeps the member in
+        assert half_done() and 1 not in {tp.partition for tp in consumer.assignment()}
+
+        with open_kafka_bus(url, topics=[]) as producer:  # one that knows both partitions
+            for i in range(10, 30):
+                producer.publish(topic, b"%d" % i, key=b"%d" % i)
+            producer.flush()
+        with caplog.at_level("WARNING", logger="schemas.bus.kafka"):
+            rest = poll_until(bus, 20)
+        assert sorted(int(m.value) for m in rest) == list(range(10, 30))
+        assert {m.partition for m in rest} == {0, 1}
+        assert bus.lost_joins == 1
+        assert "rebalance of group" in caplog.text and "half done" in caplog.text
+    finally:
+        bus.close()

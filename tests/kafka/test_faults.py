@@ -125,8 +125,23 @@ def committed(url: str) -> int:
         return -1
 
 
-def _tail(log: Path | None) -> str:
-    return log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
+def _tail(log: Path | None, chars: int = 3000) -> str:
+    return log.read_text(errors="replace")[-chars:] if log is not None and log.exists() else ""
+
+
+def _stuck(what: str, process: subprocess.Popen[bytes] | None, log: Path | None) -> str:
+    """The failure text for a process that stopped moving: the tail of its log after it
+    wrote every thread's stack there (SIGUSR1, grenswacht/cli.py), so the report says where
+    it waits."""
+    if process is None or process.poll() is not None or log is None:
+        return f"{what}\n{_tail(log)}"
+    before = _log_size(log)
+    process.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while _log_size(log) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the other threads' stacks follow the first
+    return f"{what}\n{_tail(log, 12000)}"
 
 
 def wait_until(done: Callable[[], bool], what: str, *, progress: Callable[[], object],
@@ -142,8 +157,10 @@ def wait_until(done: Callable[[], bool], what: str, *, progress: Callable[[], ob
         now, current = time.monotonic(), progress()
         if current != seen:
             seen, moved = current, now
-        assert now - moved < STALL_S, f"{what}: nothing moved for {STALL_S:.0f} s\n{_tail(log)}"
-        assert now - start < CAP_S, f"{what}: not done after {CAP_S:.0f} s\n{_tail(log)}"
+        if now - moved >= STALL_S:
+            raise AssertionError(_stuck(f"{what}: nothing moved for {STALL_S:.0f} s", alive, log))
+        if now - start >= CAP_S:
+            raise AssertionError(_stuck(f"{what}: not done after {CAP_S:.0f} s", alive, log))
         time.sleep(every)
 
 
