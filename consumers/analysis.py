@@ -37,6 +37,7 @@ from consumers.pipeline import (
     AnalysisContext,
     WindowInput,
     WindowSummary,
+    analyse_span,
     analyse_window,
     read_input,
     split_input,
@@ -159,46 +160,105 @@ Progress = Callable[[int, int, WindowSummary | None], None]
 def analyse_windows(storage: Any, bus: Bus | None, context: AnalysisContext,
                     windows: Iterable[int], *, window_s: int = 3600,
                     stats: AnalysisStats | None = None,
-                    progress: Progress | None = None) -> AnalysisStats:
-    """Analyse each window once, in time order; a failing one is recorded and skipped."""
+                    progress: Progress | None = None,
+                    stop: threading.Event | None = None) -> AnalysisStats:
+    """Analyse each window once, in time order; a failing one is recorded and skipped.
+
+    Windows are analysed in spans (:func:`spans`: up to a day, at most
+    :data:`MAX_SPAN_ROWS` rows): one read, one write per table and one read of the stored
+    period per span (:func:`consumers.pipeline.analyse_span`), the same verdicts as one
+    window at a time. When a span's reads or writes fail, its windows are analysed one by
+    one, so that one bad window does not fail the others. ``stop`` is checked between
+    spans (the windows not reached stay unanalysed: the next catch-up finds them)."""
     stats = stats or AnalysisStats()
     ordered = sorted(set(windows))
-    prefetched: dict[int, WindowInput] = {}
-    for index, window in enumerate(ordered, start=1):
-        summary = None
+    counted = 0
+    for span in spans(storage, ordered, window_s):
+        if stop is not None and stop.is_set():
+            break
+        outcomes: list[WindowSummary | Exception] = []
+        inputs: dict[int, WindowInput] = {}
         try:
-            if window not in prefetched:  # one read for the windows of the next span
-                prefetched = _prefetch(storage, context, ordered, window, window_s)
-            summary = analyse_window(storage, bus, *window_bounds(window, window_s), context,
-                                     data=prefetched.get(window))
-        except Exception as exc:  # noqa: BLE001 - one window never stops the others
-            text = f"{type(exc).__name__}: {exc}"[:500]
-            stats.failures += 1
-            stats.last_error = text
-            known = stats.failing.get(window)
-            stats.failing[window] = Failure((known.failures if known else 0) + 1, text,
-                                            time.monotonic())
-            log.warning("analysing window %s failed: %s", window, text)
-        else:
-            stats.add(summary)
-            stats.failing.pop(window, None)
-        if progress is not None:
-            progress(index, len(ordered), summary)
+            inputs = _prefetch(storage, context, span, window_s)
+            outcomes = analyse_span(storage, bus, [inputs[w] for w in span], context)
+        except Exception as exc:  # noqa: BLE001 - the windows are tried one by one
+            log.warning("analysing %d window(s) together failed (%s: %s); one by one",
+                        len(span), type(exc).__name__, str(exc)[:200])
+            outcomes = [_one(storage, bus, context, w, window_s, inputs.get(w)) for w in span]
+        for window, outcome in zip(span, outcomes, strict=True):
+            counted += 1
+            if isinstance(outcome, Exception):
+                text = f"{type(outcome).__name__}: {outcome}"[:500]
+                stats.failures += 1
+                stats.last_error = text
+                known = stats.failing.get(window)
+                stats.failing[window] = Failure((known.failures if known else 0) + 1, text,
+                                                time.monotonic())
+                log.warning("analysing window %s failed: %s", window, text)
+                summary = None
+            else:
+                summary = outcome
+                stats.add(summary)
+                stats.failing.pop(window, None)
+            if progress is not None:
+                progress(counted, len(ordered), summary)
     return stats
 
 
+def _one(storage: Any, bus: Bus | None, context: AnalysisContext, window: int, window_s: int,
+         data: WindowInput | None) -> WindowSummary | Exception:
+    try:
+        return analyse_window(storage, bus, *window_bounds(window, window_s), context,
+                              data=data)
+    except Exception as exc:  # noqa: BLE001 - recorded by the caller
+        return exc
+
+
 PREFETCH_S = 24 * 3600  # rows of up to a day of windows are read at once
+MAX_SPAN_ROWS = 100_000
+"""Rows (``traceroute_hops`` + ``mda_links``) read and analysed at once at most: memory is
+bounded by this, not by the input (a window holding more is a span of its own)."""
+
+_ROWS_SQL = """
+SELECT intDiv(toUnixTimestamp(timestamp), {w:UInt32}) * {w:UInt32} AS window, count()
+FROM TABLE WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+GROUP BY window
+"""
 
 
-def _prefetch(storage: Any, context: AnalysisContext, ordered: Sequence[int], first: int,
+def spans(storage: Any, ordered: Sequence[int], window_s: int) -> list[list[int]]:
+    """``ordered`` windows in groups of consecutive windows within :data:`PREFETCH_S` of
+    the first and with at most :data:`MAX_SPAN_ROWS` rows (counted before reading)."""
+    if not ordered:
+        return []
+    start, _ = window_bounds(ordered[0], window_s)
+    _, end = window_bounds(ordered[-1], window_s)
+    rows: dict[int, int] = {}
+    for table in ("traceroute_hops", "mda_links"):
+        for window, count in storage.query(_ROWS_SQL.replace("TABLE", table),
+                                           {"w": window_s, "start": start, "end": end}).rows:
+            rows[int(window)] = rows.get(int(window), 0) + int(count)
+    out: list[list[int]] = []
+    held = 0
+    for window in ordered:
+        size = rows.get(window, 0)
+        if out and window < out[-1][0] + PREFETCH_S and held + size <= MAX_SPAN_ROWS:
+            out[-1].append(window)
+            held += size
+        else:
+            out.append([window])
+            held = size
+    return out
+
+
+def _prefetch(storage: Any, context: AnalysisContext, span: Sequence[int],
               window_s: int) -> dict[int, WindowInput]:
-    last = max(w for w in ordered if first <= w < first + PREFETCH_S)
-    start, _ = window_bounds(first, window_s)
-    _, end = window_bounds(last, window_s)
+    start, _ = window_bounds(span[0], window_s)
+    _, end = window_bounds(span[-1], window_s)
     data = read_input(storage, start, end, context)
     found = split_input(data, window_s, context.verdicts.period_s)
-    for window in ordered:  # a window without rows still gets an (empty) input
-        if first <= window <= last and window not in found:
+    for window in span:  # a window without rows still gets an (empty) input
+        if window not in found:
             begin, finish = window_bounds(window, window_s)
             found[window] = WindowInput(begin, finish, [])
     return found
@@ -341,13 +401,20 @@ class AnalysisLoop:
         return len(windows)
 
     def run(self, stop: threading.Event) -> None:
+        """Catch up on the windows ingested earlier (in spans, :func:`analyse_windows`;
+        a window that fails there is retried with the loop's backoff), then follow the
+        results topic until ``stop``."""
         try:
-            queued = self.catch_up()
+            windows = unanalysed_windows(self.storage, self.window_s)
         except GrenswachtError as exc:
             log.warning("catching up on unanalysed windows failed: %s", exc)
         else:
-            if queued:
-                log.info("analysing %d window(s) ingested earlier", queued)
+            if windows:
+                log.info("analysing %d window(s) ingested earlier", len(windows))
+                analyse_windows(self.storage, self.bus, self.context, windows,
+                                window_s=self.window_s, stats=self.stats, stop=stop)
+                for window in self.stats.failing:
+                    self._pending.setdefault(window, _Pending(-float("inf"), -float("inf")))
         while not stop.is_set():
             self.poll_once()
         self.process_settled(time.monotonic(), force=True)

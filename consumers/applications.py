@@ -62,6 +62,8 @@ class Branch:
     confidence: str
     summary: str
     finding_id: str = ""
+    window_start: float = float("-inf")  # the finding's window (epoch seconds)
+    window_end: float = float("inf")
 
 
 @dataclass(frozen=True, slots=True)

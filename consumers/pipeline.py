@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers.addresses import AddressMap
-from consumers.applications import ApplicationVerdict, classify_application
+from consumers.applications import ApplicationVerdict, Branch, HomePath, classify_application
 from consumers.confirm import ConfirmationTracker, HopObservation
 from consumers.enrich.cname import Resolution, SuffixTable, default_suffixes, resolutions
 from consumers.enrich.hops import Enricher
@@ -46,7 +46,12 @@ from consumers.enrich.window import (
 )
 from consumers.graph import BEFORE_HOP_VERDICTS, DETECTORS, anycast_addresses, detect_all
 from consumers.graph.findings import publish_findings, store_findings
-from consumers.graph.window import evidence_from_stages, locate, read_rows, window_from_rows
+from consumers.graph.window import (
+    evidence_from_stages,
+    locate,
+    read_path_rows,
+    window_from_rows,
+)
 from consumers.home import VerdictSettings, home_set
 from consumers.vantage_points import refresh_registry
 from consumers.verdict_tables import (
@@ -89,6 +94,7 @@ class WindowInput:
     start: dt.datetime
     end: dt.datetime
     hop_rows: Sequence[Mapping[str, Any]]
+    """``traceroute_hops`` rows: one per result (``read_path_rows``) or one per reply."""
     mda_rows: Sequence[Mapping[str, Any]] = ()
     dns_rows: Sequence[Mapping[str, Any]] = ()
     resolutions: Sequence[Resolution] = ()
@@ -155,7 +161,7 @@ def read_input(storage: Any, start: dt.datetime, end: dt.datetime,
     meanwhile, into the registry: ``consumers.vantage_points``)."""
     if isinstance(context.registry, VantageRegistry):
         refresh_registry(context.registry, storage)
-    hop_rows, mda_rows, dns_rows = read_rows(storage, start, end)
+    hop_rows, mda_rows, dns_rows = read_path_rows(storage, start, end)  # one row per result
     found: list[Resolution] = []
     hostnames = AddressMap(context.applications, (), context.suffixes,
                            context.enricher.operators).every_hostname()
@@ -195,25 +201,55 @@ def split_input(data: WindowInput, window_s: int, period_s: float) -> dict[int, 
     return out
 
 
-def application_stage(storage: Any, analysis: WindowAnalysis,
-                      context: AnalysisContext) -> list[ApplicationVerdict]:
-    """Step 7: a verdict for every application this window measured from home."""
+def _latest_home(analysis: WindowAnalysis) -> dict[str, int]:
+    """Application -> the newest home path of this window measuring it."""
     latest: dict[str, int] = {}
     for result in analysis.results:
         if result.home_set:
             for app in result.applications:
                 latest[app] = max(latest.get(app, 0), result.path.timestamp)
+    return latest
+
+
+@dataclass(slots=True)
+class StoredPeriod:
+    """The stored home paths and load-balanced US branches of the applications of one or
+    more windows, read once (:func:`read_period`)."""
+
+    paths: Mapping[str, Sequence[HomePath]]
+    branches: Mapping[str, Sequence[Branch]]
+
+
+def read_period(storage: Any, analyses: Sequence[WindowAnalysis],
+                context: AnalysisContext) -> StoredPeriod:
+    """One read of what the application stage of ``analyses`` needs: the home paths and
+    branches from the earliest period start to the newest home path of any of them."""
+    latest = [_latest_home(a) for a in analyses]
+    stamps = [stamp for found in latest for stamp in found.values()]
+    if not stamps:
+        return StoredPeriod({}, {})
+    period = context.verdicts.period_s
+    since = dt.datetime.fromtimestamp(min(stamps) - period, dt.UTC)
+    until = dt.datetime.fromtimestamp(max(stamps), dt.UTC)
+    names = sorted({app for found in latest for app in found})
+    return StoredPeriod(read_home_paths(storage, names, since, until),
+                        read_us_branches(storage, names, since, until))
+
+
+def application_stage(storage: Any, analysis: WindowAnalysis, context: AnalysisContext,
+                      stored: StoredPeriod | None = None) -> list[ApplicationVerdict]:
+    """Step 7: a verdict for every application this window measured from home, from the
+    stored home paths of its period (``stored``: read with other windows)."""
+    latest = _latest_home(analysis)
     if not latest:
         return []
+    stored = stored if stored is not None else read_period(storage, [analysis], context)
     period = context.verdicts.period_s
-    since = dt.datetime.fromtimestamp(min(latest.values()) - period, dt.UTC)
-    until = dt.datetime.fromtimestamp(max(latest.values()), dt.UTC)
-    names = sorted(latest)
-    stored = read_home_paths(storage, names, since, until)
-    branches = read_us_branches(storage, names, since, until)
+    since = min(latest.values()) - period
+    until = max(latest.values())
     out = []
-    for app in names:
-        paths = [p for p in stored.get(app, []) if latest[app] - period < p.timestamp
+    for app in sorted(latest):
+        paths = [p for p in stored.paths.get(app, []) if latest[app] - period < p.timestamp
                  <= latest[app]]
         if not paths:
             continue
@@ -230,7 +266,8 @@ def application_stage(storage: Any, analysis: WindowAnalysis,
                                          f"{named.country})")
         out.append(classify_application(
             app, paths, period_s=period,
-            branches=[b for b in branches.get(app, []) if home & set(b.vantage_keys)],
+            branches=[b for b in stored.branches.get(app, []) if home & set(b.vantage_keys)
+                      and b.window_end > since and b.window_start <= until],
             outlier_max_paths=context.verdicts.outlier_max_paths, hostnames=hostnames,
             cname_chains=chains, providers=providers))
     return out
@@ -274,37 +311,83 @@ def confirmation_step(analysis: WindowAnalysis, bus: Bus | None) -> dict[str, An
 WINDOW_STEPS: dict[str, WindowStep] = {"confirm": confirmation_step}
 
 
-def analyse_window(storage: Any, bus: Bus | None, start: dt.datetime, end: dt.datetime,
-                   context: AnalysisContext, *, computed_at: dt.datetime | None = None,
-                   data: WindowInput | None = None) -> WindowSummary:
-    """Analyse [start, end): read once (or take ``data``, read with other windows:
-    :func:`split_input`), compute once, write each table once, publish."""
+def _merged(parts: Sequence[Mapping[str, list[Any]]]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for part in parts:
+        for name, values in part.items():
+            out.setdefault(name, []).extend(values)
+    return out
+
+
+def analyse_span(storage: Any, bus: Bus | None, inputs: Sequence[WindowInput],
+                 context: AnalysisContext, *, computed_at: dt.datetime | None = None,
+                 ) -> list[WindowSummary | Exception]:
+    """Analyse several windows (in time order) with one write per table and one read of
+    the stored period: the same rows as :func:`analyse_window` on each window in turn.
+
+    A window whose analysis (steps 2-5) raises gets its exception in the returned list and
+    is left out; the writes and reads raise for the span as a whole (the caller can then
+    analyse its windows one by one). Every window's rows are stored before any application
+    verdict is read: a window's verdict reads no later window's rows (the reads are bounded
+    by its own newest home path), so the verdicts equal those of one window at a time."""
     computed = computed_at or dt.datetime.now(dt.UTC)
-    analysis = analyse_rows(data or read_input(storage, start, end, context), context)
-    results = analysis.results
-    summary = WindowSummary(paths=len(results),
-                            home_paths=sum(1 for r in results if r.home_set))
-    if not results and not analysis.findings:
-        return summary
-    changed = [v for k, v in analysis.vantages.items() if context.written_vantages.get(k) != v]
+    outcome: list[WindowSummary | Exception] = []
+    done: list[tuple[int, WindowAnalysis, WindowSummary]] = []
+    for index, data in enumerate(inputs):
+        try:
+            analysis = analyse_rows(data, context)
+        except Exception as exc:  # noqa: BLE001 - one window never stops the others
+            outcome.append(exc)
+            continue
+        results = analysis.results
+        summary = WindowSummary(paths=len(results),
+                                home_paths=sum(1 for r in results if r.home_set))
+        outcome.append(summary)
+        if results or analysis.findings:
+            done.append((index, analysis, summary))
+    if not done:
+        return outcome
+    vantages: dict[str, Vantage] = {}
+    for _, analysis, _ in done:
+        vantages.update(analysis.vantages)
+    changed = [v for k, v in vantages.items() if context.written_vantages.get(k) != v]
     if changed:
         fetched = getattr(context.registry, "fetched_at", {})
         storage.insert("vantage_points", vantage_columns(changed, computed, fetched))
-        context.written_vantages.update((v.key, v) for v in changed)
-    summary.hop_verdicts = storage.insert("hop_verdicts", hop_columns(results, computed))
-    storage.insert("path_verdicts", path_columns(results, computed, PIPELINE_VERSION))
-    store_findings(storage, analysis.findings, computed)
-    summary.classes = dict(Counter(r.verdict.verdict for r in results))
-    summary.corrections = sum(1 for r in results for h in r.hops if h.physical.corrections)
-    summary.findings = len(analysis.findings)
-    summary.kinds = dict(Counter(f.kind for f in analysis.findings))
-    summary.applications = application_stage(storage, analysis, context)
-    if summary.applications:
-        storage.insert("application_verdicts", application_columns(
-            summary.applications, start, end, context.dataset_versions(), computed))
+    every = [r for _, analysis, _ in done for r in analysis.results]
+    if every:
+        storage.insert("hop_verdicts", hop_columns(every, computed))
+        storage.insert("path_verdicts", path_columns(every, computed, PIPELINE_VERSION))
+    store_findings(storage, [f for _, analysis, _ in done for f in analysis.findings],
+                   computed)
+    context.written_vantages.update((v.key, v) for v in changed)
+    stored = read_period(storage, [analysis for _, analysis, _ in done], context)
+    applications = []
+    for _, analysis, summary in done:
+        results = analysis.results
+        summary.hop_verdicts = sum(len(r.hops) for r in results)
+        summary.classes = dict(Counter(r.verdict.verdict for r in results))
+        summary.corrections = sum(1 for r in results for h in r.hops if h.physical.corrections)
+        summary.findings = len(analysis.findings)
+        summary.kinds = dict(Counter(f.kind for f in analysis.findings))
+        summary.applications = application_stage(storage, analysis, context, stored)
+        if summary.applications:
+            applications.append(application_columns(
+                summary.applications, analysis.start, analysis.end,
+                context.dataset_versions(), computed))
+    if applications:
+        storage.insert("application_verdicts", _merged(applications))
+    for _, analysis, summary in done:
+        _publish(bus, analysis, summary, computed)
+    return outcome
+
+
+def _publish(bus: Bus | None, analysis: WindowAnalysis, summary: WindowSummary,
+             computed: dt.datetime) -> None:
+    """Step 8 for one window: findings and verdict messages, then the window steps."""
     if bus is not None:
         publish_findings(bus, analysis.findings)
-        messages = verdict_messages(results, start, end, computed)
+        messages = verdict_messages(analysis.results, analysis.start, analysis.end, computed)
         for message in messages:
             bus.publish(topics.VERDICTS, message.to_bytes(), key=message.target.encode(),
                         headers=[(topics.HEADER_SOURCE, b"analysis")])
@@ -313,4 +396,15 @@ def analyse_window(storage: Any, bus: Bus | None, start: dt.datetime, end: dt.da
         summary.messages = len(messages)
     for name, step in WINDOW_STEPS.items():
         summary.steps[name] = step(analysis, bus)
-    return summary
+
+
+def analyse_window(storage: Any, bus: Bus | None, start: dt.datetime, end: dt.datetime,
+                   context: AnalysisContext, *, computed_at: dt.datetime | None = None,
+                   data: WindowInput | None = None) -> WindowSummary:
+    """Analyse [start, end): read once (or take ``data``, read with other windows:
+    :func:`split_input`), compute once, write each table once, publish."""
+    (outcome,) = analyse_span(storage, bus, [data or read_input(storage, start, end, context)],
+                              context, computed_at=computed_at)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome

@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from consumers.enrich.physics import vantage_us_distance_km
 from consumers.enrich.vantage import VantageRegistry, atlas_probes_from_api
 from consumers.ingest import ResultSink
 from consumers.storage import Storage
@@ -61,7 +62,7 @@ def rows_for(records: list[AtlasProbeMetadata]) -> dict[str, list[Any]]:
     """``vantage_points`` columns for the records that carry a position."""
     columns: dict[str, list[Any]] = {name: [] for name in (
         "vantage_key", "latitude", "longitude", "uncertainty_km", "country", "basis",
-        "confidence", "computed_at", "fetched_at")}
+        "confidence", "computed_at", "fetched_at", "us_distance_km")}
     for record in records:
         if not record.found:
             continue
@@ -72,6 +73,7 @@ def rows_for(records: list[AtlasProbeMetadata]) -> dict[str, list[Any]]:
                 ("longitude", vantage.longitude), ("uncertainty_km", vantage.uncertainty_km),
                 ("country", vantage.country), ("basis", vantage.basis),
                 ("confidence", vantage.confidence), ("computed_at", when), ("fetched_at", when),
+                ("us_distance_km", vantage_us_distance_km(vantage)),
             ):
                 columns[name].append(value)
     return columns

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from consumers.applications import ApplicationVerdict, Branch, HomePath
 from consumers.enrich.geo import is_public
 from consumers.enrich.hops import HopVerdict
+from consumers.enrich.physics import vantage_us_distance_km
 from consumers.enrich.vantage import Vantage, vantage_key
 from consumers.enrich.window import PathResult
 from schemas.verdicts import MAX_PATHS, HopMessage, PathMessage, VerdictMessage
@@ -48,12 +49,16 @@ def _vantage_key(result: PathResult) -> str:
 
 def vantage_columns(vantages: Iterable[Vantage], computed: dt.datetime,
                     fetched: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
-    """``fetched``: vantage key -> when the probe API answered (``consumers.vantage_points``)."""
+    """``fetched``: vantage key -> when the probe API answered (``consumers.vantage_points``);
+    ``us_distance_km`` the lower bound to the US that ``reply_physics`` compares replies with
+    (migration 070)."""
     found = fetched or {}
     return _columns(("vantage_key", "latitude", "longitude", "uncertainty_km", "area",
-                     "country", "basis", "confidence", "computed_at", "fetched_at"),
+                     "country", "basis", "confidence", "computed_at", "fetched_at",
+                     "us_distance_km"),
                     ((v.key, v.latitude, v.longitude, v.uncertainty_km, v.area, v.country,
-                      v.basis, v.confidence, computed, found.get(v.key)) for v in vantages))
+                      v.basis, v.confidence, computed, found.get(v.key),
+                      vantage_us_distance_km(v)) for v in vantages))
 
 
 HOP_COLUMNS = (
@@ -158,7 +163,8 @@ def read_home_paths(storage: _Storage, applications: Sequence[str], start: dt.da
 
 _BRANCHES_SQL = """
 SELECT finding_id, destination_address, applications, vantage_keys, confidence, summary,
-       evidence
+       evidence, toUnixTimestamp64Milli(window_start) / 1000 AS starts,
+       toUnixTimestamp64Milli(window_end) / 1000 AS ends
 FROM findings FINAL
 WHERE kind = 'load_balancer' AND window_end > {start:DateTime64(3)}
   AND window_start <= {end:DateTime64(3)} AND hasAny(applications, {applications:Array(String)})
@@ -176,7 +182,8 @@ def read_us_branches(storage: _Storage, applications: Sequence[str], start: dt.d
         if not evidence.get("us_branches"):
             continue
         branch = Branch(str(row["destination_address"]), tuple(row["vantage_keys"]),
-                        str(row["confidence"]), str(row["summary"]), str(row["finding_id"]))
+                        str(row["confidence"]), str(row["summary"]), str(row["finding_id"]),
+                        float(row["starts"]), float(row["ends"]))
         for app in row["applications"]:
             if app in applications:
                 out[str(app)].append(branch)

@@ -10,7 +10,7 @@ The verdict stages are in ``window.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,24 +77,21 @@ _epoch = epoch_seconds  # rows from SQL (seconds), ClickHouse (datetime) or norm
 
 def paths_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[TracedPath]:
     """Group traceroute_hops rows into forward paths (min and max RTT per hop and address,
-    unanswered probes per hop). Rows may be per reply or aggregated (``rtt_max_ms``,
-    ``timeouts``)."""
+    unanswered probes per hop). Rows may be per reply, aggregated (``rtt_max_ms``,
+    ``timeouts``) or one per result (``replies``: ``consumers.graph.window.read_path_rows``)."""
     paths: dict[tuple[Any, ...], TracedPath] = {}
+    grouped: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
         if not row["destination_address"]:
             continue  # name resolution failed: no path was measured
         key = (row["source"], row["measurement_id"], row["probe_id"], _epoch(row["timestamp"]),
                row["destination_address"])
+        if "replies" in row:  # one row per result (``read_path_rows``)
+            grouped.setdefault(key, []).append(row)
+            continue
         path = paths.get(key)
         if path is None:
-            paris = row.get("paris_id")
-            path = paths[key] = TracedPath(
-                str(row["source"]), int(row["measurement_id"]), int(row["probe_id"]),
-                _epoch(row["timestamp"]), str(row.get("vantage_point") or ""),
-                str(row["destination_address"]), str(row.get("destination_name") or ""),
-                str(row.get("probe_public_address") or ""),
-                paris_id=None if paris is None else int(paris),
-            )
+            path = paths[key] = _new_path(key, row)
         hop = int(row["hop"])
         lost = int(row.get("timeouts") or 0) + bool(row.get("is_timeout"))
         if lost:
@@ -102,7 +99,41 @@ def paths_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[TracedPath]:
         if not row.get("is_timeout"):
             path.add(hop, str(row.get("reply_address") or ""), row.get("rtt_ms"),
                      row.get("rtt_max_ms"))
+    _from_result_rows(paths, grouped)
     return list(paths.values())
+
+
+def _new_path(key: tuple[Any, ...], row: Mapping[str, Any]) -> TracedPath:
+    paris = row.get("paris_id")
+    return TracedPath(
+        str(row["source"]), int(row["measurement_id"]), int(row["probe_id"]), key[3],
+        str(row.get("vantage_point") or ""), str(row["destination_address"]),
+        str(row.get("destination_name") or ""), str(row.get("probe_public_address") or ""),
+        paris_id=None if paris is None else int(paris))
+
+
+def _first_reply(row: Mapping[str, Any]) -> tuple[int, int]:
+    replies = row["replies"]
+    return (int(replies[0][0]), int(replies[0][1])) if replies else (1 << 16, 0)
+
+
+def _from_result_rows(paths: dict[tuple[Any, ...], TracedPath],
+                      grouped: Mapping[tuple[Any, ...], Sequence[Mapping[str, Any]]]) -> None:
+    """Paths from rows of one result each (``replies``: ``(hop, reply_index, address,
+    is_timeout, rtt_ms)`` in hop and reply order), as the rows of one reply each would
+    give them; results of one path key (two flows in one second) merge in reply order."""
+    for key, group in grouped.items():
+        path = paths.get(key)
+        if path is None:  # made from the row holding the first reply, as per reply
+            path = paths[key] = _new_path(key, min(group, key=_first_reply))
+        replies = group[0]["replies"] if len(group) == 1 else sorted(
+            (reply for row in group for reply in row["replies"]), key=lambda r: (r[0], r[1]))
+        timeouts, add = path.timeouts, path.add
+        for hop, _index, address, is_timeout, rtt in replies:
+            if is_timeout:
+                timeouts[hop] = timeouts.get(hop, 0) + 1
+            else:
+                add(hop, address, rtt)
 
 
 def paths_from_mda_rows(rows: Iterable[Mapping[str, Any]]) -> list[TracedPath]:

@@ -144,7 +144,8 @@ class DnsSample:
 
 
 def traces_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[Trace]:
-    """Group ``traceroute_hops`` rows into traces (results without an address are skipped)."""
+    """Group ``traceroute_hops`` rows into traces (results without an address are skipped);
+    rows per reply or one per result (``replies``)."""
     traces: dict[tuple[TraceKey, Any], Trace] = {}
     for row in rows:
         destination = str(row["destination_address"] or "")
@@ -162,6 +163,12 @@ def traces_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[Trace]:
                 str(row.get("probe_public_address") or ""),
                 None if paris is None else int(paris),
             )
+        replies = row.get("replies")
+        if replies is not None:  # one row per result (``window.read_path_rows``)
+            hops = trace.hops
+            for hop, _index, address, is_timeout, rtt in replies:
+                hops.setdefault(hop, []).append(("" if is_timeout else address, rtt))
+            continue
         address = "" if row.get("is_timeout") else str(row.get("reply_address") or "")
         trace.hops.setdefault(int(row["hop"]), []).append((address, row.get("rtt_ms")))
     return list(traces.values())

@@ -42,6 +42,20 @@ WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
   AND (empty({destinations:Array(String)}) OR destination_address IN {destinations:Array(String)}
        OR lower(trimRight(destination_name, '.')) IN {destinations:Array(String)})
 """
+_PATHS_SQL = """
+SELECT source, measurement_id, probe_id, toUnixTimestamp(timestamp) AS timestamp,
+       any(vantage_point) AS vantage_point, destination_address,
+       any(destination_name) AS destination_name,
+       any(probe_public_address) AS probe_public_address, paris_id,
+       arraySort(r -> (r.1, r.2), groupArray((hop, reply_index, reply_address, is_timeout,
+                                              rtt_ms))) AS replies
+FROM traceroute_hops FINAL
+WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+GROUP BY source, measurement_id, probe_id, timestamp, destination_address, paris_id
+ORDER BY source, measurement_id, probe_id, timestamp, destination_address, paris_id
+"""
+"""One row per traceroute result: its replies as one array of (hop, reply_index,
+reply_address, is_timeout, rtt_ms), in hop and reply order (:func:`read_path_rows`)."""
 _MDA_SQL = """
 SELECT source, measurement_id, probe_id, timestamp, vantage_point, destination_address,
        destination_name, complete, confidence, ttl, near_address, far_address, flow_ids
@@ -169,6 +183,19 @@ def read_rows(storage: _Storage, start: dt.datetime, end: dt.datetime,
     parameters = {"start": start, "end": end,
                   "destinations": [d.lower().rstrip(".") for d in destinations]}
     return (storage.query(_HOPS_SQL, parameters).as_dicts(),
+            storage.query(_MDA_SQL, parameters).as_dicts(),
+            storage.query(_DNS_SQL, parameters).as_dicts())
+
+
+def read_path_rows(storage: _Storage, start: dt.datetime, end: dt.datetime,
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """As :func:`read_rows`, with the ``traceroute_hops`` rows of [start, end) as one row
+    per result (``timestamp`` in epoch seconds, ``replies`` an array): what the analysis
+    reads. :func:`consumers.enrich.paths.paths_from_rows` and
+    :func:`consumers.graph.build.traces_from_rows` take either shape and build the same
+    paths and traces (``tests/schemas/test_explode.py`` compares them over the corpus)."""
+    parameters = {"start": start, "end": end, "destinations": []}
+    return (storage.query(_PATHS_SQL, parameters).as_dicts(),
             storage.query(_MDA_SQL, parameters).as_dicts(),
             storage.query(_DNS_SQL, parameters).as_dicts())
 

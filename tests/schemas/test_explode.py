@@ -4,7 +4,11 @@ of the normaliser (schemas/normalize.py), row for row and column for column, on 
 of the corpus: the fixtures here and, marked slow, every file of ../shared/data/atlas
 (bulk, traceroute, dns, ping, malformed: every firmware generation, 4460 … 5080, API v1 era
 fields included). A result that schemas/explode.py does not pass to ClickHouse is normalised
-in Python as before; the test counts those too and asserts the fast path is the rule."""
+in Python as before; the test counts those too and asserts the fast path is the rule.
+
+On the same rows it checks what the analysis reads: one row per result with its replies as
+an array (``consumers.graph.window.read_path_rows``) builds exactly the paths and traces of
+one row per reply (issue 17: Python builds the per-path graph from compact per-path arrays)."""
 
 from __future__ import annotations
 
@@ -18,10 +22,19 @@ from typing import Any
 import orjson
 import pytest
 
+from consumers.enrich.paths import paths_from_rows
+from consumers.graph.build import traces_from_rows
+from consumers.graph.window import read_path_rows
 from consumers.storage import Storage
 from schemas.errors import ResultError, RowsRejected
 from schemas.explode import INPUT_FORMAT, INPUT_SETTINGS, INPUT_TABLE, explode_into
-from schemas.normalize import TRACEROUTE_COLUMNS, RowBatch, normalize_into
+from schemas.normalize import (
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
+    TRACEROUTE_COLUMNS,
+    RowBatch,
+    normalize_into,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "atlas"
 KEY = [TRACEROUTE_COLUMNS.index(c) for c in (
@@ -48,7 +61,7 @@ def _stored(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def _compare(storage: Storage, lines: list[bytes]) -> dict[str, int]:
     exploded, expected = RowBatch(), RowBatch()
-    counts = {"exploded": 0, "python": 0, "refused": 0, "rows": 0}
+    counts = {"exploded": 0, "python": 0, "refused": 0, "rows": 0, "paths": 0}
     for line in lines:
         try:
             result = orjson.loads(line)
@@ -83,11 +96,44 @@ def _compare(storage: Storage, lines: list[bytes]) -> dict[str, int]:
             raise AssertionError(f"row {[theirs[i] for i in KEY]}: clickhouse, normaliser: "
                                  f"{differ}")
     counts["rows"] = len(got)
+    counts["paths"] = _same_paths(storage)
     return counts
 
 
+_PER_REPLY_SQL = """
+SELECT source, measurement_id, probe_id, timestamp, vantage_point, destination_address,
+       destination_name, probe_public_address, paris_id, hop, reply_address, is_timeout, rtt_ms
+FROM traceroute_hops FINAL
+ORDER BY source, measurement_id, probe_id, timestamp, destination_address, hop, reply_index
+"""
+
+
+def _same_paths(storage: Storage) -> int:
+    """Paths and traces from one row per result equal those from one row per reply (in
+    the table's order), field for field and in the same order of hops and addresses."""
+    per_reply = storage.query(_PER_REPLY_SQL).as_dicts()
+    start = dt.datetime.fromtimestamp(MIN_TIMESTAMP, dt.UTC)
+    end = dt.datetime.fromtimestamp(MAX_TIMESTAMP, dt.UTC) + dt.timedelta(seconds=1)
+    per_result = read_path_rows(storage, start, end)[0]
+    assert sum(len(row["replies"]) for row in per_result) == len(per_reply)
+    want, got = paths_from_rows(per_reply), paths_from_rows(per_result)
+    assert sorted(p.key for p in got) == sorted(p.key for p in want)
+    mine = {p.key: p for p in got}
+    for path in want:
+        other = mine[path.key]
+        assert other == path, path.key
+        assert [list(other.hops), list(other.slowest), list(other.timeouts)] == [
+            list(path.hops), list(path.slowest), list(path.timeouts)], path.key
+    traces = {(t.key, t.paris_id): t for t in traces_from_rows(per_result)}
+    expected = traces_from_rows(per_reply)
+    assert len(traces) == len(expected)
+    for trace in expected:
+        assert traces[(trace.key, trace.paris_id)] == trace, trace.key
+    return len(want)
+
+
 def _check(storage: Storage, path: Path) -> dict[str, int]:
-    totals = {"exploded": 0, "python": 0, "refused": 0, "rows": 0}
+    totals = {"exploded": 0, "python": 0, "refused": 0, "rows": 0, "paths": 0}
     chunk: list[bytes] = []
     for line in [*_lines(path), b""]:
         if line:
@@ -117,7 +163,7 @@ def test_the_whole_corpus_explodes_to_the_normalisers_rows(storage: Storage,
                                                            shared_atlas: Path) -> None:
     files = sorted(p for p in shared_atlas.rglob("*.jsonl*") if "abuf" not in p.parts[-2])
     assert any("bulk" in p.parts for p in files)
-    totals = {"exploded": 0, "python": 0, "refused": 0, "rows": 0}
+    totals = {"exploded": 0, "python": 0, "refused": 0, "rows": 0, "paths": 0}
     for path in files:
         try:
             counts = _check(storage, path)
