@@ -10,6 +10,7 @@ them): a fresh store pays ~10 s for geoip2fast (docs/performance.md)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import random
 from collections.abc import Iterator
@@ -28,7 +29,13 @@ from consumers.claim_tables import (
 )
 from consumers.enrich import Enricher, JurisdictionSettings, open_enricher
 from consumers.enrich.geo import Geoip2FastSource, is_public
+from consumers.ingest import IngestConsumer
+from consumers.pipeline import AnalysisContext, analyse_rows, read_input
 from consumers.storage import Storage
+from consumers.verdict_tables import hop_columns, path_columns
+from grenswacht.files import read_results
+from schemas import topics
+from schemas.bus import open_bus
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 ENRICH = FIXTURES / "enrich"
@@ -189,3 +196,35 @@ def test_prime_fills_the_cache_with_what_the_sources_say(loaded: Storage,
     for address in ("145.100.1.1", "8.8.8.8", "52.95.110.5", "10.0.0.1"):
         assert fresh.claims(address) == Enricher(enricher.sources,
                                                  enricher.operators).claims(address)
+
+
+def test_a_window_primed_from_clickhouse_gets_the_same_verdicts(storage: Storage) -> None:
+    """The pipeline's read_input asks ClickHouse for the window's claims; the verdicts of
+    the window equal those of the Python lookups alone, column for column."""
+    wikipedia = FIXTURES / "atlas" / "traceroute" / "pierky_msm1033154_wikipedia_esams.jsonl"
+    probes = FIXTURES / "atlas" / "api" / "pierky_msm1033154_probes_api_v2.json"
+    bus = open_bus("memory://t-claim-tables")
+    for record in read_results(wikipedia):
+        bus.publish(topics.RESULTS, record.value, key=record.key, headers=record.headers)
+    bus.close()
+    IngestConsumer(open_bus("memory://t-claim-tables"), storage,
+                   group="ingest").drain(idle_timeout=0)
+    ((first, last),) = storage.query(
+        "SELECT min(timestamp), max(timestamp) FROM traceroute_hops").rows
+    start, end = first - dt.timedelta(hours=1), last + dt.timedelta(hours=1)
+    apps = {"wikipedia": ["wikipedia-lb.esams.wikimedia.org"]}
+    settings = JurisdictionSettings(atlas_probe_files=[probes])
+    primed = AnalysisContext(*open_enricher(settings), apps)
+    python = AnalysisContext(*open_enricher(settings), apps, claims_in_clickhouse=False)
+    data = read_input(storage, start, end, primed)
+    addresses = {row["reply_address"] for row in data.hop_rows if row["reply_address"]}
+    assert len(addresses) > 50
+    assert primed.enricher.uncached(addresses) == []  # every one from ClickHouse
+    unprimed = read_input(storage, start, end, python)
+    assert set(python.enricher.uncached(addresses)) == addresses  # looked up in Python
+    mine = analyse_rows(data, primed)
+    theirs = analyse_rows(unprimed, python)
+    computed = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    assert len(mine.results) > 10
+    assert hop_columns(mine.results, computed) == hop_columns(theirs.results, computed)
+    assert path_columns(mine.results, computed, 2) == path_columns(theirs.results, computed, 2)
