@@ -31,6 +31,7 @@ from typing import Any
 
 from consumers.addresses import AddressMap
 from consumers.applications import ApplicationVerdict, Branch, HomePath, classify_application
+from consumers.claim_tables import prime_enricher
 from consumers.confirm import ConfirmationTracker, HopObservation
 from consumers.enrich.cname import Resolution, SuffixTable, default_suffixes, resolutions
 from consumers.enrich.hops import Enricher
@@ -84,6 +85,9 @@ class AnalysisContext:
     verdicts: VerdictSettings = field(default_factory=VerdictSettings)
     suffixes: SuffixTable = field(default_factory=default_suffixes)
     written_vantages: dict[str, Vantage] = field(default_factory=dict)  # no rewrite per window
+    claims_in_clickhouse: bool = True
+    """Ask ClickHouse for the window's geo claims (``consumers.claim_tables``); a fresh store
+    pays the load of the dictionaries once (``docs/performance.md``)."""
 
     def dataset_versions(self) -> dict[str, str]:
         return {**self.enricher.dataset_versions(), self.suffixes.dataset: self.suffixes.version}
@@ -162,6 +166,10 @@ def read_input(storage: Any, start: dt.datetime, end: dt.datetime,
     if isinstance(context.registry, VantageRegistry):
         refresh_registry(context.registry, storage)
     hop_rows, mda_rows, dns_rows = read_path_rows(storage, start, end)  # one row per result
+    if context.claims_in_clickhouse:
+        # the geo claims of the window's addresses from ClickHouse's ip_trie dictionaries,
+        # loaded once per store and dataset version (consumers.claim_tables)
+        prime_enricher(storage, context.enricher, hop_rows, mda_rows)
     found: list[Resolution] = []
     hostnames = AddressMap(context.applications, (), context.suffixes,
                            context.enricher.operators).every_hostname()

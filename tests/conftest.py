@@ -51,7 +51,10 @@ def storage(session_storage: Storage) -> Iterator[Storage]:
     """The process's chDB store with every table emptied."""
     tables = session_storage.query(
         "SELECT name FROM system.tables WHERE database = currentDatabase() "
-        "AND engine LIKE '%MergeTree' AND name != 'schema_migrations'"
+        "AND engine LIKE '%MergeTree' AND name != 'schema_migrations' "
+        # the geo claim tables are reference data, loaded once per dataset version
+        # (consumers/claim_tables.py): emptying them would reload them for every test
+        "AND name != 'claim_datasets' AND NOT startsWith(name, 'claims_')"
     ).rows
     for (name,) in tables:
         session_storage.command(f"TRUNCATE TABLE {name}")

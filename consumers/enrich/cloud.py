@@ -146,7 +146,19 @@ class CloudRangesSource:
         found = self.match(address)
         if found is None:
             return None
-        network, entry = found
+        return self.claim(*found)
+
+    def networks(self) -> Iterator[tuple[str, GeoClaim]]:
+        """``(cidr, claim)`` of every range kept (one per prefix, as :meth:`match` sees
+        them): a longest-prefix match over these gives what :meth:`lookup` gives."""
+        for slot, table in sorted(self._by_length.items()):
+            length = slot - 200 if slot >= 200 else slot
+            for (version, address), entry in table.items():
+                network: Network = ipaddress.IPv4Network((address, length)) if version == 4 \
+                    else ipaddress.IPv6Network((address, length))
+                yield str(network), self.claim(network, entry)
+
+    def claim(self, network: Network, entry: CloudRange) -> GeoClaim:
         regions = cloud_regions().get(entry.provider, {})
         place = regions.get(entry.region)
         anycast = entry.region.upper() == "GLOBAL"

@@ -15,11 +15,14 @@ Constructors do no I/O; ``open_*`` functions open files.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import ipaddress
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -115,9 +118,95 @@ class Geoip2FastSource:
         # address (seen for 91.198.174.225): keep the AS name only when it does.
         if as_name and not _contains(detail.asn_cidr, address):
             as_name = ""
+        return self.claim(country, as_name)
+
+    def claim(self, country: str, as_name: str) -> GeoClaim | None:
+        """The claim of a country code and an AS name (also for ClickHouse's answers)."""
         if not country and not as_name:
             return None
         return GeoClaim(self.name, self._version, country=country, as_name=as_name)
+
+    def _lists(self) -> Any:
+        if self._reader is None:
+            raise ConfigError("Geoip2FastSource used before open()")
+        # geoip2fast keeps its data in module globals of the module defining the class
+        import sys
+
+        return sys.modules[type(self._reader).__module__]
+
+    def country_networks(self) -> Iterator[tuple[str, str]]:
+        """``(cidr, country)`` covering exactly the public addresses :meth:`lookup` finds
+        in a country range ("--" for its reserved ranges); elsewhere it answers "--" too,
+        with no AS name. geoip2fast is range based (an address belongs to the range that
+        starts at or below it, when that range reaches it): ranges become CIDRs per family."""
+        data = self._lists()
+        firsts: list[int] = list(chain.from_iterable(data.mainListFirstIP))
+        lengths: list[int] = list(chain.from_iterable(data.mainListNetlength))
+        ids = list(chain.from_iterable(data.mainListIDCountryCodes))
+        codes = [name.split(":")[0] for name in data.mainListNamesCountry]
+        values = ["--" if i < 16 else (codes[i] if len(codes[i]) == 2 else "") for i in ids]
+        for bits, low, high in _FAMILIES:
+            def reach(i: int, bits: int = bits) -> int:
+                return firsts[i] + (1 << (bits - lengths[i])) - 1 if lengths[i] <= bits \
+                    else -1
+            yield from _range_cidrs(firsts, reach, values, bits, low, high)
+
+    def as_networks(self) -> Iterator[tuple[str, str]]:
+        """``(cidr, as_name)`` where :meth:`lookup` keeps an AS name: the AS block starting
+        at or below the address, only when that block (as a CIDR) contains it."""
+        data = self._lists()
+        firsts: list[int] = list(chain.from_iterable(data.mainListFirstIPASN))
+        lengths: list[int] = list(chain.from_iterable(data.mainListNetlengthASN))
+        names = data.mainListNamesASN
+        values = [names[i] or "" for i in chain.from_iterable(data.mainListIDASN)]
+        for bits, low, high in _FAMILIES:
+            def reach(i: int, bits: int = bits) -> int:
+                first, length = firsts[i], lengths[i]
+                # the block's own family (geoip2fast writes it as IPv4 below 2**32)
+                if (first < _IPV4_END) != (bits == 32) or length > bits:
+                    return -1
+                size = 1 << (bits - length)
+                return (first & ~(size - 1)) + size - 1
+            yield from _range_cidrs(firsts, reach, values, bits, low, high)
+
+
+_IPV4_END = 1 << 32
+_MAPPED = 0xFFFF << 32  # ::ffff:0:0/96, where ClickHouse keeps IPv4 in an ip_trie
+_FAMILIES = ((32, 0, _IPV4_END - 1), (128, _IPV4_END, _MAPPED - 1),
+             (128, _MAPPED + _IPV4_END, (1 << 128) - 1))
+"""Address families as integer spans: IPv4, and IPv6 without ::/96 and ::ffff:0:0/96 (the
+IPv4 addresses of an ip_trie; such IPv6 addresses are left to the Python lookups)."""
+
+
+def _range_cidrs(firsts: list[int], reach: Callable[[int], int], values: list[str],
+                 bits: int, low: int, high: int) -> Iterator[tuple[str, str]]:
+    """Range ``i`` holds ``[firsts[i], min(reach(i), firsts[i + 1] - 1)]`` (sorted starts),
+    clipped to ``[low, high]``; each non-empty value as CIDRs of ``bits``-bit addresses."""
+    start = max(bisect.bisect_right(firsts, low) - 1, 0)
+    stop = bisect.bisect_right(firsts, high)
+    text = _ipv4_text if bits == 32 else _ipv6_text
+    for i in range(start, stop):
+        begin = max(firsts[i], low)
+        end = min(reach(i), high, firsts[i + 1] - 1 if i + 1 < len(firsts) else high)
+        for network, length in cidrs(begin, end, bits):
+            yield f"{text(network)}/{length}", values[i]
+
+
+def cidrs(begin: int, end: int, bits: int) -> Iterator[tuple[int, int]]:
+    """The fewest ``(network, prefix length)`` covering ``[begin, end]`` exactly."""
+    while begin <= end:
+        size = (begin & -begin).bit_length() - 1 if begin else bits
+        size = min(size, (end - begin + 1).bit_length() - 1)
+        yield begin, bits - size
+        begin += 1 << size
+
+
+def _ipv4_text(value: int) -> str:
+    return socket.inet_ntoa(value.to_bytes(4, "big"))
+
+
+def _ipv6_text(value: int) -> str:
+    return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
 
 
 def _contains(cidr: str, address: str) -> bool:
@@ -172,6 +261,18 @@ class MaxMindSource:
         if not isinstance(record, Mapping):
             return None
         return claim_from_record(self._name, self._version, record)
+
+    def networks(self) -> Iterator[tuple[str, GeoClaim]]:
+        """``(cidr, claim)`` for every network of the database with a claim (maxminddb skips
+        the IPv4 aliases ::ffff:0:0/96 and 2002::/16: such addresses are left to
+        :meth:`lookup`)."""
+        if self._reader is None:
+            raise ConfigError(f"MaxMindSource({self.path}) used before open()")
+        for network, record in self._reader:
+            if isinstance(record, Mapping):
+                claim = claim_from_record(self._name, self._version, record)
+                if claim is not None:
+                    yield str(network), claim
 
     def close(self) -> None:
         if self._reader is not None:

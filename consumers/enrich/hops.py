@@ -25,7 +25,7 @@ Rules of the physical axis (``docs/jurisdiction.md``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -290,6 +290,17 @@ class Enricher:
                 self._claims.clear()
             self._claims[address] = found
         return found
+
+    def prime(self, claims: Mapping[str, tuple[GeoClaim, ...]]) -> None:
+        """Fill the claim cache with claims looked up elsewhere (ClickHouse's dictionaries,
+        ``consumers.claim_tables``): they must equal what :meth:`claims` would find."""
+        if len(self._claims) + len(claims) > 500_000:
+            self._claims.clear()
+        self._claims.update(claims)
+
+    def uncached(self, addresses: Iterable[str]) -> list[str]:
+        """The distinct ``addresses`` whose claims are not cached yet."""
+        return [a for a in dict.fromkeys(addresses) if a not in self._claims]
 
     def dataset_versions(self) -> dict[str, str]:
         versions = {source.name: source.version for source in self.sources}
