@@ -18,3 +18,8 @@ class AnalysisSettings(BaseModel):
     retry_max_s: float = Field(
         600.0, gt=0, description="Longest wait between retries of a failing window.")
     group: str = Field("grenswacht-analysis", description="Consumer group on the results topic.")
+    claims_in_clickhouse: bool | None = Field(
+        None, description="Take the geo claims of a window's addresses from ClickHouse "
+        "ip_trie dictionaries (consumers/claim_tables.py). Unset: on for the embedded engine; "
+        "off on a ClickHouse server or cluster, where the dictionaries' table source would "
+        "need a password in its DDL and every node the tables (docs/performance.md).")

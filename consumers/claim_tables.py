@@ -28,6 +28,7 @@ import datetime as dt
 import hashlib
 import logging
 import math
+import os
 import re
 import socket
 import threading
@@ -71,6 +72,7 @@ _NOT_COVERED = ("::/80", "2002::/16")
 alias ::/96, ::ffff:0:0/96 and 2002::/16 to their IPv4 tree, which maxminddb does not
 iterate). Checked on the packed address in :func:`_covered`."""
 _PLAIN = re.compile(r"[0-9A-Fa-f.:]+")
+_PATH = re.compile(r"[A-Za-z0-9_./@+=-]+")  # a cache path put into SQL as a literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,18 +169,76 @@ def _export(storage: Any, source: GeoSource) -> int:
         country, asn = tables
         _create(storage, country, (("country", "String"),))
         _create(storage, asn, (("as_name", "String"),))
-        count = _insert(storage, country, source.country_networks(), ("prefix", "country"))
-        count += _insert(storage, asn, source.as_networks(), ("prefix", "as_name"))
     else:
-        assert isinstance(source, (MaxMindSource, CloudRangesSource))  # noqa: S101 - _tables
         (table,) = tables
         _create(storage, table, _CLAIM_COLUMNS)
-        names = ("prefix", *(name for name, _ in _CLAIM_COLUMNS))
-        count = _insert(storage, table, (_claim_row(p, c) for p, c in source.networks()),
-                        names)
+    files = _cache_files(storage, source, tables)
+    count = _from_cache(storage, tables, files)
+    if count is None:
+        count = _from_source(storage, source, tables)
+        _to_cache(storage, tables, files)
     for table in tables:
         storage.command(f"SYSTEM RELOAD DICTIONARY {table}_dict")
     return count
+
+
+def _from_source(storage: Any, source: GeoSource, tables: Sequence[str]) -> int:
+    if isinstance(source, Geoip2FastSource):
+        country, asn = tables
+        count = _insert(storage, country, source.country_networks(), ("prefix", "country"))
+        return count + _insert(storage, asn, source.as_networks(), ("prefix", "as_name"))
+    assert isinstance(source, (MaxMindSource, CloudRangesSource))  # noqa: S101 - _tables
+    names = ("prefix", *(name for name, _ in _CLAIM_COLUMNS))
+    return _insert(storage, tables[0], (_claim_row(p, c) for p, c in source.networks()), names)
+
+
+def cache_dir() -> Path:
+    """Where the exported claim tables are kept between stores of this machine."""
+    root = os.environ.get("GRENSWACHT_CACHE") or Path.home() / ".cache" / "grenswacht"
+    return Path(root) / "claims"
+
+
+def _cache_files(storage: Any, source: GeoSource, tables: Sequence[str]) -> list[Path]:
+    """One ClickHouse ``Native`` file per table of this source's dataset version, for an
+    embedded store only (a server's ``file()`` is on the server); [] when not cached."""
+    if not getattr(storage, "is_embedded", False) or not isinstance(source, Geoip2FastSource):
+        return []  # the other sources are small, and their files are the user's to change
+    tag = hashlib.sha256(_version(source).encode()).hexdigest()[:16]
+    files = [cache_dir() / f"{table}-{tag}.native" for table in tables]
+    return files if all(_PATH.fullmatch(str(f)) for f in files) else []
+
+
+def _from_cache(storage: Any, tables: Sequence[str], files: Sequence[Path]) -> int | None:
+    """Fill ``tables`` from their cache files (the rows ClickHouse wrote, read back as they
+    were); None when there is none or it cannot be read (the tables are emptied again)."""
+    if not files or not all(f.is_file() for f in files):
+        return None
+    try:
+        for table, path in zip(tables, files, strict=True):
+            storage.command(f"INSERT INTO {table} SELECT * FROM file('{path}', 'Native')")  # noqa: S608 - names from _tables, path checked by _PATH
+    except StorageError as exc:
+        log.warning("the cached claim tables cannot be read (%s); exported again", exc)
+        for table in tables:
+            storage.command(f"TRUNCATE TABLE IF EXISTS {table}")
+        return None
+    return sum(int(storage.query(f"SELECT count() FROM {t}").rows[0][0])  # noqa: S608
+               for t in tables)
+
+
+def _to_cache(storage: Any, tables: Sequence[str], files: Sequence[Path]) -> None:
+    """Write ``tables`` to their cache files (a temporary name first: a file is whole)."""
+    if not files:
+        return
+    for table, path in zip(tables, files, strict=True):
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            storage.command(f"INSERT INTO FUNCTION file('{temporary}', 'Native') "  # noqa: S608
+                            f"SELECT * FROM {table}")
+            os.replace(temporary, path)
+        except (OSError, StorageError) as exc:
+            log.info("claim table %s not cached (%s)", table, exc)
+            temporary.unlink(missing_ok=True)
 
 
 _LOADED: dict[tuple[str, str, str], bool] = {}
@@ -204,9 +264,12 @@ def load_claim_tables(storage: Any, sources: Iterable[GeoSource]) -> list[Load]:
             if stored.get(source.name) == version:
                 out.append(Load(source.name, version, 0, 0.0, False))
             else:
+                log.info("loading the geo claims of %s into ClickHouse (once per store and "
+                         "dataset version)", source.name)
                 started = time.perf_counter()
                 count = _export(storage, source)
                 seconds = time.perf_counter() - started
+                log.info("loaded %d networks of %s in %.1f s", count, source.name, seconds)
                 storage.insert(LEDGER, {"source": [source.name], "version": [version],
                                         "networks": [count], "seconds": [seconds],
                                         "loaded_at": [dt.datetime.now(dt.UTC)]})

@@ -87,8 +87,11 @@ def analysis_context(settings: Settings, storage: Storage | None) -> Any:
     from consumers.pipeline import AnalysisContext
 
     enricher, registry = open_enricher(settings.jurisdiction)
+    claims = settings.analysis.claims_in_clickhouse
+    if claims is None:
+        claims = storage is not None and storage.is_embedded
     return AnalysisContext(enricher, registry, load_applications(settings, storage),
-                           settings.verdicts)
+                           settings.verdicts, claims_in_clickhouse=claims)
 
 
 class AnalysisComponent:

@@ -15,15 +15,18 @@ import gzip
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import netaddr
 import orjson
 import pytest
 from mmdb_writer import MMDBWriter
 
+from consumers import claim_tables
 from consumers.claim_tables import (
     LEDGER,
     claims_from_clickhouse,
+    forget_loaded,
     load_claim_tables,
     prime_enricher,
 )
@@ -228,3 +231,43 @@ def test_a_window_primed_from_clickhouse_gets_the_same_verdicts(storage: Storage
     assert len(mine.results) > 10
     assert hop_columns(mine.results, computed) == hop_columns(theirs.results, computed)
     assert path_columns(mine.results, computed, 2) == path_columns(theirs.results, computed, 2)
+
+
+def _content(storage: Storage) -> list[tuple[Any, ...]]:
+    return [storage.query(f"SELECT count(), groupBitXor(cityHash64(*)) FROM {t}").rows[0]  # noqa: S608
+            for t in ("claims_geoip2fast_country", "claims_geoip2fast_asn")]
+
+
+def test_a_fresh_embedded_store_loads_geoip2fast_from_the_cache_byte_for_byte(
+        loaded: Storage, enricher: Enricher, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exported geoip2fast tables are cached as ClickHouse Native files (a fresh store
+    then skips the Python export); read back they are the same rows, and a damaged cache
+    file is exported again."""
+    monkeypatch.setenv("GRENSWACHT_CACHE", str(tmp_path))
+    sources = [s for s in enricher.sources if isinstance(s, Geoip2FastSource)]
+    exported = _content(loaded)
+
+    def reload() -> None:
+        loaded.insert(LEDGER, {"source": ["geoip2fast"], "version": ["stale"], "networks": [0],
+                               "seconds": [0.0], "loaded_at": [dt.datetime.now(dt.UTC)]})
+        forget_loaded()
+        (load,) = load_claim_tables(loaded, sources)
+        assert load.loaded and load.networks > 1_000_000
+
+    reload()  # from the source, and written to the cache
+    files = sorted((tmp_path / "claims").glob("*.native"))
+    assert len(files) == 2 and _content(loaded) == exported
+
+    def no_export(*args: Any) -> int:
+        raise AssertionError("exported from the source although cached")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(claim_tables, "_from_source", no_export)
+        reload()
+    assert _content(loaded) == exported
+    assert _differences(loaded, enricher, ["145.100.1.1", "8.8.8.8", "2001:610::1"]) == []
+
+    files[0].write_bytes(files[0].read_bytes()[:1000])  # damaged: exported again
+    reload()
+    assert _content(loaded) == exported
