@@ -340,8 +340,8 @@ def analyse_span(storage: Any, bus: Bus | None, inputs: Sequence[WindowInput],
     by its own newest home path), so the verdicts equal those of one window at a time."""
     computed = computed_at or dt.datetime.now(dt.UTC)
     outcome: list[WindowSummary | Exception] = []
-    done: list[tuple[int, WindowAnalysis, WindowSummary]] = []
-    for index, data in enumerate(inputs):
+    done: list[tuple[WindowAnalysis, WindowSummary]] = []
+    for data in inputs:
         try:
             analysis = analyse_rows(data, context)
         except Exception as exc:  # noqa: BLE001 - one window never stops the others
@@ -352,26 +352,26 @@ def analyse_span(storage: Any, bus: Bus | None, inputs: Sequence[WindowInput],
                                 home_paths=sum(1 for r in results if r.home_set))
         outcome.append(summary)
         if results or analysis.findings:
-            done.append((index, analysis, summary))
+            done.append((analysis, summary))
     if not done:
         return outcome
     vantages: dict[str, Vantage] = {}
-    for _, analysis, _ in done:
+    for analysis, _ in done:
         vantages.update(analysis.vantages)
     changed = [v for k, v in vantages.items() if context.written_vantages.get(k) != v]
     if changed:
         fetched = getattr(context.registry, "fetched_at", {})
         storage.insert("vantage_points", vantage_columns(changed, computed, fetched))
-    every = [r for _, analysis, _ in done for r in analysis.results]
+    every = [r for analysis, _ in done for r in analysis.results]
     if every:
         storage.insert("hop_verdicts", hop_columns(every, computed))
         storage.insert("path_verdicts", path_columns(every, computed, PIPELINE_VERSION))
-    store_findings(storage, [f for _, analysis, _ in done for f in analysis.findings],
+    store_findings(storage, [f for analysis, _ in done for f in analysis.findings],
                    computed)
     context.written_vantages.update((v.key, v) for v in changed)
-    stored = read_period(storage, [analysis for _, analysis, _ in done], context)
+    stored = read_period(storage, [analysis for analysis, _ in done], context)
     applications = []
-    for _, analysis, summary in done:
+    for analysis, summary in done:
         results = analysis.results
         summary.hop_verdicts = sum(len(r.hops) for r in results)
         summary.classes = dict(Counter(r.verdict.verdict for r in results))
@@ -385,7 +385,7 @@ def analyse_span(storage: Any, bus: Bus | None, inputs: Sequence[WindowInput],
                 context.dataset_versions(), computed))
     if applications:
         storage.insert("application_verdicts", _merged(applications))
-    for _, analysis, summary in done:
+    for analysis, summary in done:
         _publish(bus, analysis, summary, computed)
     return outcome
 
